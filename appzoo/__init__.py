@@ -1,0 +1,1 @@
+"""Apps that plug into easyretrieval through the `easyretrieval.apps` entry-point group."""

@@ -1,0 +1,72 @@
+"""The parameters of the blip_retrieval app: names and defaults follow the official BLIP / EasyNLP example.
+
+Defaults that differ by model size are derived from `vit` unless the user sets them.
+"""
+from easyretrieval.parameters import Param, ParamSchema
+
+VITS = ("base", "large", "small", "tiny")  # small and tiny are for tests and the demo
+
+
+def _by_vit(base, large, small, tiny):
+    return ("vit", {"base": base, "large": large, "small": small, "tiny": tiny})
+
+
+SCHEMA = ParamSchema([
+    # data
+    Param("dataset", str, "flickr", "dataset name", choices=("flickr", "coco", "custom", "custom_oss", "synthetic")),
+    Param("image_root", str, "", "folder (or oss://bucket/prefix) that image paths are relative to"),
+    Param("ann_root", str, "", "folder (or oss://) holding the annotation files"),
+    Param("train_file", str, "", "train annotation file(s) in ann_root, comma-separated; default per dataset"),
+    Param("val_file", str, "", "validation annotation file in ann_root; default per dataset"),
+    Param("test_file", str, "", "test annotation file in ann_root; default per dataset"),
+    Param("image_size", int, 384, "input resolution (a multiple of 16)", min=16),
+    Param("max_words", int, 30, "captions are cut to this many words, as official pre_caption", min=1),
+    Param("skip_bad_images", bool, False, "skip and count unreadable images instead of failing"),
+    Param("num_workers", int, 4, "data-loader worker processes per rank", min=0),
+    Param("pin_memory", bool, True, "pin host memory for faster GPU copies"),
+    Param("persistent_workers", bool, True, "keep loader workers alive between epochs"),
+    Param("synthetic_dir", str, "", "cache dir of the synthetic dataset (default: under the cache dir)"),
+    Param("synthetic_seed", int, 0, "seed of the synthetic dataset"),
+    # model
+    Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
+    Param("pretrained", str, "", "checkpoint: modelzoo name, http(s)/oss:// URL or local path; '' = scratch"),
+    Param("tokenizer", str, "bert-base-uncased", "vocab: modelzoo name, URL, local dir/file; 'build' = from captions"),
+    Param("vit_grad_ckpt", bool, None, "gradient checkpointing of the last vit_ckpt_layer ViT blocks",
+          default_from=_by_vit(True, True, False, False)),
+    Param("vit_ckpt_layer", int, None, "how many of the last ViT blocks to checkpoint", min=0,
+          default_from=_by_vit(4, 10, 0, 0)),
+    Param("text_grad_ckpt", bool, False, "gradient checkpointing of the text encoder layers"),
+    Param("queue_size", int, 57600, "size of the momentum feature queues", min=1),
+    Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
+    Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),
+    Param("negative_all_rank", bool, False, "sample ITM hard negatives from all ranks"),
+    # optimisation
+    Param("batch_size_train", int, None, "micro batch per rank", min=1, default_from=_by_vit(32, 16, 32, 32)),
+    Param("batch_size_test", int, None, "evaluation batch per rank", min=1, default_from=_by_vit(64, 32, 64, 64)),
+    Param("init_lr", float, None, "peak learning rate (cosine to min_lr)", min=0.0,
+          default_from=_by_vit(1e-5, 5e-6, 1e-4, 1e-4)),
+    Param("min_lr", float, 0.0, "final learning rate", min=0.0),
+    Param("weight_decay", float, 0.05, "AdamW weight decay", min=0.0),
+    Param("max_epoch", int, 6, "epochs", min=1),
+    Param("gradient_accumulation_steps", int, 1, "micro batches per optimizer step", min=1),
+    Param("gradient_clipping", float, 0.0, "max gradient norm (0 = off, as official)", min=0.0),
+    Param("precision", str, "", "override the DeepSpeed config's precision: fp32, bf16 or fp16 ('' = as config)",
+          choices=("", "fp32", "bf16", "fp16")),
+    Param("zero_stage", int, None, "override the DeepSpeed config's ZeRO stage", nullable=True, min=0, max=3),
+    # checkpoints
+    Param("save_steps", int, 0, "also checkpoint every this many optimizer steps (0 = per epoch only)", min=0),
+    Param("keep_last", int, 2, "how many resumable checkpoints to keep", min=1),
+    Param("resume", str, "", "'' (start fresh), 'auto' (latest in output_dir) or a checkpoint dir"),
+    Param("log_steps", int, 50, "log every this many steps", min=1),
+    # evaluation
+    Param("k_test", int, 256, "candidates re-ranked by ITM per query", min=1),
+    Param("eval_precision", str, "fp32", "compute dtype of evaluation (bf16/fp16 only on GPU)",
+          choices=("fp32", "bf16", "fp16")),
+    Param("eval_splits", str, "val,test", "splits evaluated after each epoch and in evaluate mode"),
+    Param("collective_timeout", float, 1800.0, "seconds before a collective is declared hung", min=1.0),
+    # predict
+    Param("gallery", str, "", "predict: image folder or annotation file of the gallery"),
+    Param("queries", str, "", "predict: text file (one query a line) or image folder/annotation file"),
+    Param("top_k", int, 10, "predict: results per query", min=1),
+    Param("save_embeddings", bool, False, "predict: also write gallery/query embeddings (.npy + ids)"),
+])

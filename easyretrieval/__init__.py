@@ -1,0 +1,24 @@
+"""easyretrieval: the framework core (registry, parameters, CLI, engine, modelzoo).
+
+The core never imports an app: apps plug in through the `easyretrieval.apps` entry-point group.
+"""
+from easyretrieval.errors import UserError
+from easyretrieval.registry import (
+    register_app,
+    register_command,
+    register_dataset,
+    register_evaluator,
+    register_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UserError",
+    "register_app",
+    "register_command",
+    "register_dataset",
+    "register_evaluator",
+    "register_model",
+    "__version__",
+]

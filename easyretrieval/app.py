@@ -1,0 +1,42 @@
+"""The base class of an app and the run context the CLI hands it.
+
+An app owns what is specific to a task: its parameter schema and how train / evaluate / predict build
+the model, data and evaluator and pass them to the core engine.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+from easyretrieval.distributed import DistInfo
+from easyretrieval.errors import UserError
+from easyretrieval.parameters import Config, ParamSchema
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the CLI resolved besides the app parameters."""
+
+    mode: str
+    output_dir: str
+    seed: int = 42
+    deepspeed_config: Optional[str] = None
+    dist: DistInfo = DistInfo()
+
+
+class App:
+    """Subclass, set `schema`, and implement the modes the app supports."""
+
+    schema: ParamSchema = ParamSchema([])
+    modes = ("train", "evaluate", "predict")
+
+    def __init__(self, config: Config, run: RunContext):
+        self.config = config
+        self.run = run
+
+    def train(self):
+        raise UserError(f"this app has no train mode; modes: {', '.join(self.modes)}")
+
+    def evaluate(self):
+        raise UserError(f"this app has no evaluate mode; modes: {', '.join(self.modes)}")
+
+    def predict(self):
+        raise UserError(f"this app has no predict mode; modes: {', '.join(self.modes)}")

@@ -1,0 +1,118 @@
+"""The `easyretrieval` command: pick an app and a mode, parse its parameters, run it.
+
+  easyretrieval --app NAME --mode {train,evaluate,predict} --output_dir DIR [--deepspeed_config FILE]
+                [--seed N] --user_defined_parameters "k=v k=v ..."
+  easyretrieval --list-apps | --app NAME --help-params
+  easyretrieval COMMAND ...        (models, convert, export: `easyretrieval COMMAND --help`)
+
+Problems the user can fix print one line and exit with code 2, without a traceback.
+"""
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from easyretrieval.app import RunContext
+from easyretrieval.distributed import dist_info_from_env
+from easyretrieval.errors import UserError
+from easyretrieval.parameters import parse_user_defined_parameters
+from easyretrieval.registry import COMMANDS, available_apps, get_app, load_all_apps
+
+MODES = ("train", "evaluate", "predict")
+# Core modules that register sub-commands; apps register theirs when loaded.
+_CORE_COMMAND_MODULES = ("easyretrieval.modelzoo.commands", "easyretrieval.engine.export")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports errors as UserError (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see easyretrieval --help)")
+
+
+def build_parser():
+    p = _ArgumentParser(prog="easyretrieval", description="Image-text retrieval apps on DeepSpeed.")
+    p.add_argument("--app", help="registered app name, e.g. blip_retrieval (--list-apps shows them)")
+    p.add_argument("--mode", choices=MODES, default="train")
+    p.add_argument("--output_dir", default="output", help="where checkpoints, metrics and config.json go")
+    p.add_argument("--deepspeed_config", default=None, help="DeepSpeed JSON config (see ds_configs/)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--user_defined_parameters", default="", help="'k=v k=v', a JSON object or @file")
+    p.add_argument("--list-apps", action="store_true", help="list the installed apps and exit")
+    p.add_argument("--help-params", action="store_true", help="list the app's parameters and exit")
+    # The deepspeed launcher passes --local_rank=N; torchrun sets LOCAL_RANK instead.
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def run_app(app_name, mode, output_dir, raw_params, seed=42, deepspeed_config=None, local_rank=None):
+    """Resolve parameters and run one mode of one app; shared by the CLI and examples/."""
+    app_cls = get_app(app_name)
+    config = app_cls.schema.resolve(raw_params)
+    if deepspeed_config is not None and not os.path.isfile(deepspeed_config):
+        raise UserError(f"--deepspeed_config: file '{deepspeed_config}' not found (see ds_configs/)")
+    dist = dist_info_from_env(local_rank)
+    run = RunContext(mode=mode, output_dir=output_dir, seed=seed, deepspeed_config=deepspeed_config, dist=dist)
+    resolved = {
+        "app": app_name,
+        "mode": mode,
+        "output_dir": output_dir,
+        "seed": seed,
+        "deepspeed_config": deepspeed_config,
+        "world_size": dist.world_size,
+        "parameters": config.to_dict(),
+    }
+    if dist.is_main:
+        os.makedirs(output_dir, exist_ok=True)
+        text = json.dumps(resolved, indent=2, sort_keys=False)
+        print(f"[easyretrieval] resolved config:\n{text}", flush=True)
+        with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    app = app_cls(config, run)
+    return getattr(app, mode)()
+
+
+def _run_command(argv):
+    name = argv[0]
+    if name not in COMMANDS:
+        for module in _CORE_COMMAND_MODULES:
+            importlib.import_module(module)
+        load_all_apps()
+    return COMMANDS.get(name)(argv[1:])
+
+
+def _main(argv):
+    if argv and not argv[0].startswith("-"):
+        return _run_command(argv) or 0
+    args = build_parser().parse_args(argv)
+    if args.list_apps:
+        for name in available_apps():
+            print(name)
+        return 0
+    if not args.app:
+        raise UserError("--app is required (easyretrieval --list-apps lists them)")
+    if args.help_params:
+        app_cls = get_app(args.app)
+        print(f"Parameters of app '{args.app}' (pass as --user_defined_parameters \"name=value ...\"):")
+        print(app_cls.schema.help_text())
+        return 0
+    raw = parse_user_defined_parameters(args.user_defined_parameters)
+    run_app(args.app, args.mode, args.output_dir, raw, args.seed, args.deepspeed_config, args.local_rank)
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _main(argv)
+    except UserError as e:
+        rank = int(os.environ.get("RANK", "0"))
+        prefix = "easyretrieval: error: " if rank == 0 else f"easyretrieval: error (rank {rank}): "
+        print(prefix + str(e).replace("\n", " "), file=sys.stderr, flush=True)
+        code = e.exit_code
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

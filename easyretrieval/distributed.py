@@ -1,0 +1,95 @@
+"""Process-group setup that works under `deepspeed`, `torchrun` and as one plain process.
+
+Ranks come from the environment (RANK, WORLD_SIZE, LOCAL_RANK) or from --local_rank; GPUs use nccl,
+CPUs gloo. Everything here is a thin, explicit wrapper so that lower layers receive ranks as arguments.
+"""
+import datetime
+import os
+import socket
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def is_local_main(self):
+        return self.local_rank == 0
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+
+def dist_info_from_env(local_rank: Optional[int] = None) -> DistInfo:
+    """Ranks as the launcher set them; a plain process is rank 0 of 1."""
+    env = os.environ
+    world_size = int(env.get("WORLD_SIZE", "1"))
+    rank = int(env.get("RANK", "0"))
+    lr = int(env.get("LOCAL_RANK", local_rank if local_rank is not None else 0))
+    local_world_size = int(env.get("LOCAL_WORLD_SIZE", world_size))
+    return DistInfo(rank=rank, world_size=world_size, local_rank=lr, local_world_size=local_world_size)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
+    """Initialise torch.distributed (through DeepSpeed, so its communication layer is set up too).
+
+    A plain single process gets a private one-rank group on a free local port, so the DeepSpeed engine
+    and the collectives in the evaluator run unchanged.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return
+    os.environ.setdefault("RANK", str(info.rank))
+    os.environ.setdefault("LOCAL_RANK", str(info.local_rank))
+    os.environ.setdefault("WORLD_SIZE", str(info.world_size))
+    os.environ.setdefault("LOCAL_WORLD_SIZE", str(info.local_world_size))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        if info.world_size > 1:
+            raise RuntimeError("MASTER_PORT is not set; start several ranks with deepspeed or torchrun")
+        os.environ["MASTER_PORT"] = str(_free_port())
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    import deepspeed
+
+    deepspeed.init_distributed(
+        dist_backend=backend,
+        auto_mpi_discovery=False,
+        timeout=datetime.timedelta(seconds=timeout_s),
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+
+
+def device_for(info: DistInfo):
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
+def barrier():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
