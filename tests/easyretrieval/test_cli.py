@@ -1,0 +1,69 @@
+"""CLI: exit codes, one-line errors without traceback, config.json, help output."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from easyretrieval.cli import main
+
+
+def run_cli(*args, cwd=None, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "easyretrieval.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=120)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--app", "blip_retrieval", "--user_defined_parameters", "vit=huge"], "'huge' is not one of"),
+    (["--app", "blip_retrieval", "--user_defined_parameters", "k_tset=3"], "did you mean 'k_test'"),
+    (["--app", "blip_retrieval", "--user_defined_parameters", "vit_grad_ckpt=maybe"], "expected true/false"),
+    (["--app", "blip_retreival"], "did you mean 'blip_retrieval'"),
+    (["--app", "blip_retrieval", "--mode", "tran"], "invalid choice"),
+    (["--mode", "train"], "--app is required"),
+    (["--app", "blip_retrieval", "--deepspeed_config", "nope.json"], "nope.json' not found"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_user_errors_are_one_line_exit_2(args, message, tmp_path):
+    result = run_cli(*args, "--output_dir", str(tmp_path / "o"), cwd=tmp_path) if args[0].startswith("-") \
+        else run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "[WARNING]" not in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("easyretrieval: error:") and message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_nothing_saved_is_lost_on_bad_parameters(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("previous")
+    result = run_cli("--app", "blip_retrieval", "--output_dir", str(out), "--user_defined_parameters", "alpha=2")
+    assert result.returncode == 2 and "above the maximum" in result.stderr
+    assert (out / "config.json").read_text() == "previous"
+
+
+def test_list_apps_and_help_params():
+    listed = run_cli("--list-apps")
+    assert listed.returncode == 0 and "blip_retrieval" in listed.stdout.split()
+    helped = run_cli("--app", "blip_retrieval", "--help-params")
+    assert helped.returncode == 0
+    for name in ("k_test", "negative_all_rank", "vit_ckpt_layer", "image_root"):
+        assert name in helped.stdout
+
+
+def test_config_json_is_saved_with_resolved_defaults(tmp_path, monkeypatch):
+    from appzoo.blip_retrieval.app import BlipRetrievalApp
+
+    seen = {}
+    monkeypatch.setattr(BlipRetrievalApp, "evaluate", lambda self: seen.setdefault("cfg", self.config))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path), "--local-rank", "0",
+              "--user_defined_parameters", "vit=large batch_size_test=8"])
+    assert exit_info.value.code == 0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["mode"] == "evaluate" and saved["app"] == "blip_retrieval"
+    assert saved["parameters"]["batch_size_test"] == 8
+    assert saved["parameters"]["batch_size_train"] == 16 and saved["parameters"]["vit_ckpt_layer"] == 10
+    assert seen["cfg"].vit == "large"
