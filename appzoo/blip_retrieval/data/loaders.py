@@ -1,0 +1,138 @@
+"""DataLoaders: distributed, resumable training batches and per-rank contiguous slices of eval images.
+
+Both loaders count images skipped under `skip_bad_images` in the main process (`loader.num_skipped`,
+cumulative) whatever the number of workers, and turn a bad-image error raised in a worker back into the
+one-line UserError of the dataset.
+"""
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data._utils.collate import default_collate
+
+from easyretrieval.distributed import DistInfo
+from easyretrieval.errors import UserError
+
+
+class ResumableDistributedSampler(DistributedSampler):
+    """DistributedSampler (official: shuffle=True, seed) that can start an epoch part-way.
+
+    `set_start_index(i)` skips the first i samples of this rank's order in the next pass only (resume
+    after i = consumed_batches * batch_size samples); `set_epoch(e)` reshuffles as DistributedSampler.
+    """
+
+    def __init__(self, dataset, num_replicas, rank, shuffle=True, seed=0, drop_last=False):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
+        self.start_index = 0
+
+    def set_start_index(self, index: int):
+        if not 0 <= index <= self.num_samples:
+            raise ValueError(f"start index {index} outside [0, {self.num_samples}]")
+        self.start_index = index
+
+    def __iter__(self):
+        indices = list(super().__iter__())[self.start_index:]
+        self.start_index = 0
+        return iter(indices)
+
+    def __len__(self):
+        return self.num_samples - self.start_index
+
+
+class ContiguousSliceSampler(Sampler):
+    """Indices [rank * n // world, (rank + 1) * n // world): every image once, no padding duplicates."""
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        self.start, self.end = rank * n // world_size, (rank + 1) * n // world_size
+
+    def __iter__(self):
+        return iter(range(self.start, self.end))
+
+    def __len__(self):
+        return self.end - self.start
+
+
+class _SkipCounting(torch.utils.data.Dataset):
+    """Wraps a dataset so that each item carries its skip count out of the worker process."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset.get_with_skips(index)
+
+
+def _collate_counting(items):
+    """[(sample or None, n_skipped)] -> (collated good samples or None, total skipped)."""
+    samples = [s for s, _ in items if s is not None]
+    skipped = sum(n for _, n in items)
+    return (default_collate(samples) if samples else None), skipped
+
+
+def _clean_worker_error(error: UserError) -> UserError:
+    """torch re-raises a worker's UserError with the worker traceback in its message: keep the last line."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    prefix = "easyretrieval.errors.UserError: "
+    for line in reversed(lines):
+        if line.startswith(prefix):
+            return UserError(line[len(prefix):])
+    return UserError(lines[-1] if lines else str(error))
+
+
+class CountingLoader(DataLoader):
+    """A DataLoader over `_SkipCounting(dataset)` that yields plain batches and sums skips into num_skipped."""
+
+    def __init__(self, dataset, **kwargs):
+        super().__init__(_SkipCounting(dataset), collate_fn=_collate_counting, **kwargs)
+        self.num_skipped = 0
+
+    @property
+    def base_dataset(self):
+        return self.dataset.dataset
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch, skipped = next(iterator)
+            except StopIteration:
+                return
+            except UserError as e:
+                raise _clean_worker_error(e) from None
+            self.num_skipped += skipped
+            if batch is not None:
+                yield batch
+
+
+def _worker_kwargs(num_workers, pin_memory, persistent_workers):
+    return {
+        "num_workers": num_workers,
+        "pin_memory": bool(pin_memory) and torch.cuda.is_available(),
+        "persistent_workers": bool(persistent_workers) and num_workers > 0,
+    }
+
+
+def create_train_loader(dataset, batch_size, dist: DistInfo, num_workers=4, pin_memory=True,
+                        persistent_workers=True, seed=0, drop_last=True):
+    """Shuffled, rank-partitioned training batches (images, captions, img_idx) as official.
+
+    The sampler is `loader.sampler` (ResumableDistributedSampler): call `set_epoch(e)` each epoch and
+    `set_start_index(batches_done * batch_size)` to resume inside an epoch.
+    """
+    sampler = ResumableDistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                          seed=seed)
+    return CountingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                          **_worker_kwargs(num_workers, pin_memory, persistent_workers))
+
+
+def create_eval_image_loader(dataset, batch_size, dist: DistInfo, num_workers=4, pin_memory=True,
+                             persistent_workers=False):
+    """This rank's contiguous slice of the eval images, in order, as (images, indices) batches.
+
+    Ranks may get unequal counts; with skip_bad_images a bad image's index is simply absent.
+    """
+    sampler = ContiguousSliceSampler(len(dataset), dist.rank, dist.world_size)
+    return CountingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
+                          **_worker_kwargs(num_workers, pin_memory, persistent_workers))
