@@ -1,0 +1,174 @@
+"""BLIP's MED text encoder: BERT with cross-attention to image tokens in every layer (official names).
+
+Parameter names equal official models/med.py `BertModel(add_pooling_layer=False)` and transformers'
+`BlipTextModel`, so checkpoints load unchanged. Differences from those, none of which changes the math:
+attention runs through torch's scaled_dot_product_attention, and the image-side keys/values of the
+cross-attention can be computed once per image (`cross_kv`) and reused for many captions.
+Without image tokens (text-only mode, official mode='text') the cross-attention is skipped.
+"""
+import math
+from dataclasses import dataclass
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from appzoo.blip_retrieval.model._checkpointing import checkpoint
+
+MASK_VALUE = -10000.0  # official MED: (1 - mask) * -10000
+
+
+@dataclass
+class CrossKV:
+    """Per text layer, the cross-attention keys and values of a set of images: [num_images, heads, L, d]."""
+
+    keys: List[torch.Tensor]
+    values: List[torch.Tensor]
+
+    @property
+    def num_images(self):
+        return self.keys[0].shape[0]
+
+
+class TextEmbeddings(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        # In official checkpoints (persistent), though it only ever holds arange.
+        self.register_buffer("position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)))
+
+    def forward(self, input_ids):
+        length = input_ids.shape[1]
+        positions = torch.arange(length, device=input_ids.device).unsqueeze(0)
+        embeddings = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class MultiHeadAttention(nn.Module):
+    """Official `BertSelfAttention` (named `self` in its parent): query from text, key/value from kv_width."""
+
+    def __init__(self, config, kv_width):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(kv_width, config.hidden_size)
+        self.value = nn.Linear(kv_width, config.hidden_size)
+        self.dropout_p = config.attention_dropout
+
+    def _split(self, x):
+        return x.view(*x.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, states):
+        return self._split(self.key(states)), self._split(self.value(states))
+
+    def forward(self, hidden, mask=None, states=None, kv=None):
+        query = self._split(self.query(hidden))
+        key, value = kv if kv is not None else self.project_kv(hidden if states is None else states)
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0,
+            scale=1.0 / math.sqrt(self.head_dim),
+        )
+        return context.transpose(1, 2).flatten(2)
+
+
+class SelfOutput(nn.Module):
+    def __init__(self, config, in_width):
+        super().__init__()
+        self.dense = nn.Linear(in_width, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden, residual):
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class Attention(nn.Module):
+    def __init__(self, config, kv_width):
+        super().__init__()
+        self.self = MultiHeadAttention(config, kv_width)
+        self.output = SelfOutput(config, config.hidden_size)
+
+    def forward(self, hidden, mask=None, states=None, kv=None):
+        return self.output(self.self(hidden, mask, states, kv), hidden)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, hidden):
+        return F.gelu(self.dense(hidden))  # exact (erf) GELU, as BERT's "gelu"
+
+
+class TextLayer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.attention = Attention(config, config.hidden_size)
+        self.crossattention = Attention(config, config.encoder_width)
+        self.intermediate = Intermediate(config)
+        self.output = SelfOutput(config, config.intermediate_size)
+
+    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None):
+        hidden = self.attention(hidden, mask)
+        if image_states is not None or image_key is not None:
+            kv = None if image_key is None else (image_key, image_value)
+            hidden = self.crossattention(hidden, None, image_states, kv)  # image tokens: all attended
+        return self.output(self.intermediate(hidden), hidden)
+
+
+class TextEncoderLayers(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layer = nn.ModuleList([TextLayer(config) for _ in range(config.num_layers)])
+
+
+class TextEncoder(nn.Module):
+    """MED BertModel without pooler: `forward(input_ids, attention_mask, image_embeds=None) -> last hidden`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embeddings = TextEmbeddings(config)
+        self.encoder = TextEncoderLayers(config)
+        self.grad_ckpt = config.grad_ckpt
+
+    def extended_mask(self, attention_mask, dtype):
+        """[B, L] 1/0 mask -> additive [B, 1, 1, L] mask, official values (0 or -10000)."""
+        mask = attention_mask[:, None, None, :].to(dtype)
+        return (1.0 - mask) * MASK_VALUE
+
+    def cross_kv(self, image_embeds):
+        """Cross-attention keys/values of every layer for `image_embeds` [N, 1+P, Wv]: compute once, reuse."""
+        keys, values = [], []
+        for layer in self.encoder.layer:
+            key, value = layer.crossattention.self.project_kv(image_embeds)
+            keys.append(key)
+            values.append(value)
+        return CrossKV(keys, values)
+
+    def forward(self, input_ids, attention_mask, image_embeds=None, cross_kv=None, image_index=None):
+        """Text-only when neither `image_embeds` nor `cross_kv` is given.
+
+        With `cross_kv` (from `cross_kv()`), row n attends to image `image_index[n]` of the cached set
+        (all rows to image n when image_index is None and the counts match).
+        """
+        hidden = self.embeddings(input_ids)
+        mask = self.extended_mask(attention_mask, hidden.dtype)
+        for i, layer in enumerate(self.encoder.layer):
+            key = value = None
+            if cross_kv is not None:
+                key, value = cross_kv.keys[i], cross_kv.values[i]
+                if image_index is not None:
+                    key, value = key.index_select(0, image_index), value.index_select(0, image_index)
+                key, value = key.to(hidden.dtype), value.to(hidden.dtype)
+            if self.grad_ckpt and self.training and torch.is_grad_enabled():
+                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value)
+            else:
+                hidden = layer(hidden, mask, image_embeds, key, value)
+        return hidden

@@ -1,0 +1,92 @@
+"""BLIP's tokenizer (bert-base-uncased WordPiece + [DEC] bos + [ENC]) and official caption normalisation."""
+import os
+import re
+
+from easyretrieval.errors import UserError
+
+DEC_TOKEN = "[DEC]"
+ENC_TOKEN = "[ENC]"
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def pre_caption(caption, max_words=30):
+    """Official BLIP data/utils.py pre_caption: lower-case, drop .!"()*#:;~, squeeze spaces, cut to max_words."""
+    caption = re.sub(r"([.!\"()*#:;~])", " ", caption.lower())
+    caption = re.sub(r"\s{2,}", " ", caption)
+    caption = caption.rstrip("\n")
+    caption = caption.strip(" ")
+    words = caption.split(" ")
+    if len(words) > max_words:
+        caption = " ".join(words[:max_words])
+    return caption
+
+
+def _vocab_file(vocab_path):
+    path = os.fspath(vocab_path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "vocab.txt")
+    if not os.path.isfile(path):
+        raise UserError(f"tokenizer vocab not found: {path} (give a vocab.txt file or a folder holding one)")
+    return path
+
+
+def read_vocab(vocab_path):
+    """token -> id of a WordPiece vocab.txt (one token a line, id = line number)."""
+    vocab = {}
+    with open(_vocab_file(vocab_path), encoding="utf-8") as handle:
+        for index, line in enumerate(handle):
+            token = line.rstrip("\n")
+            if token in vocab:
+                raise UserError(f"vocab {vocab_path}: token {token!r} appears twice (lines {vocab[token] + 1}, {index + 1})")
+            vocab[token] = index
+    missing = [t for t in BERT_SPECIALS if t not in vocab]
+    if missing:
+        raise UserError(f"vocab {vocab_path} lacks the BERT special tokens {missing}")
+    return vocab
+
+
+def create_tokenizer(vocab_path):
+    """BLIP's init_tokenizer on a local vocab: BertTokenizer + bos [DEC] + additional special [ENC].
+
+    With bert-base-uncased's 30522-token vocab, [DEC] is 30522 and [ENC] is 30523 (len 30524).
+    The result has `enc_token_id`, like the official tokenizer.
+    """
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer(vocab=read_vocab(vocab_path), do_lower_case=True)
+    tokenizer.add_special_tokens({"bos_token": DEC_TOKEN})
+    tokenizer.add_special_tokens({"additional_special_tokens": [ENC_TOKEN]})
+    tokenizer.enc_token_id = tokenizer.convert_tokens_to_ids(ENC_TOKEN)
+    return tokenizer
+
+
+def build_wordpiece_vocab(captions, out_path, vocab_size=8000, min_frequency=1, max_words=30):
+    """Train a lower-cased WordPiece vocab on `captions` (after pre_caption) and write it as vocab.txt.
+
+    For from-scratch runs (tiny/demo configs) where no pre-trained vocab is wanted. The BERT specials come
+    first ([PAD] = 0). Returns the path written (out_path, or out_path/vocab.txt when it is a folder).
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    texts = [pre_caption(c, max_words) for c in captions]
+    if not texts:
+        raise UserError("cannot build a vocab from zero captions")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS)
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    vocab = tok.get_vocab()
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    path = os.fspath(out_path)
+    if os.path.isdir(path) or path.endswith(os.sep):
+        os.makedirs(path, exist_ok=True)
+        path = os.path.join(path, "vocab.txt")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(tokens) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,65 @@
+"""BLIP's image encoder: timm's ViT with official BLIP settings and checkpointing of the last N blocks.
+
+Same parameter names as official models/vit.py (cls_token, pos_embed, patch_embed.proj, blocks.i.*, norm),
+LayerNorm eps 1e-6, qkv bias, no head; `forward` returns all normed tokens [B, 1+P, width].
+"""
+import math
+
+import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
+
+from appzoo.blip_retrieval.model._checkpointing import checkpoint
+
+
+class VisionEncoder(VisionTransformer):
+    """timm VisionTransformer whose block i is checkpointed iff grad_ckpt and i >= depth - ckpt_layer."""
+
+    def __init__(self, config, grad_ckpt=None):
+        super().__init__(
+            img_size=config.image_size,
+            patch_size=config.patch_size,
+            embed_dim=config.width,
+            depth=config.depth,
+            num_heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            qkv_bias=True,
+            class_token=True,
+            global_pool="",
+            num_classes=0,
+            drop_path_rate=config.drop_path_rate,
+        )
+        self.vit_grad_ckpt = config.grad_ckpt if grad_ckpt is None else grad_ckpt
+        self.ckpt_layer = config.ckpt_layer
+
+    def checkpointed_blocks(self):
+        """Indices of the blocks that are recomputed in backward (the official last-N rule)."""
+        depth = len(self.blocks)
+        if not self.vit_grad_ckpt:
+            return []
+        return [i for i in range(depth) if i >= depth - self.ckpt_layer]
+
+    def forward(self, image):
+        x = self.patch_embed(image)
+        x = self._pos_embed(x)
+        x = self.patch_drop(x)
+        x = self.norm_pre(x)
+        ckpt = set(self.checkpointed_blocks()) if torch.is_grad_enabled() else set()
+        for i, block in enumerate(self.blocks):
+            x = checkpoint(block, x) if i in ckpt else block(x)
+        return self.norm(x)
+
+
+def interpolate_pos_embed(pos_embed, num_patches):
+    """Official BLIP interpolate_pos_embed: bicubic resize of the patch grid, class token kept.
+
+    `pos_embed` [1, 1+P_old, W] -> [1, 1+num_patches, W]; unchanged (same object) when sizes agree.
+    """
+    old_side = int(math.sqrt(pos_embed.shape[-2] - 1))
+    new_side = int(math.sqrt(num_patches))
+    if old_side == new_side:
+        return pos_embed
+    return resample_abs_pos_embed(
+        pos_embed, new_size=(new_side, new_side), old_size=(old_side, old_side),
+        num_prefix_tokens=1, interpolation="bicubic", antialias=False,
+    )
