@@ -5,6 +5,7 @@ process per node (flock) while the others wait, verified, renamed atomically; ar
 folder. EASYRETRIEVAL_OFFLINE=1 (or local_files_only=True) answers from the cache only.
 """
 import os
+import tarfile
 import urllib.parse
 
 from easyretrieval.errors import UserError, did_you_mean
@@ -107,6 +108,6 @@ def resolve(spec, cache_dir=None, local_files_only=None, progress=True):
         if _archive.is_archive(dest):
             try:
                 return _archive.content_root(_archive.unpack(dest))
-            except (OSError, EOFError, ValueError) as e:  # tarfile errors derive from these
+            except (tarfile.TarError, OSError, EOFError) as e:
                 raise _error(f"cannot unpack '{spec}' ({dest}): {type(e).__name__}: {e}; delete it and retry") from None
     return dest
