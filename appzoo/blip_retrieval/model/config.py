@@ -113,7 +113,8 @@ def create_config(vit, image_size, vocab_size=30524, **overrides):
     text = TextConfig(vocab_size=vocab_size, hidden_size=tw, num_layers=tl, num_heads=th, intermediate_size=tf)
     vision = replace(vision, **vision_over)
     text = replace(text, **text_over)
-    return BlipRetrievalConfig(vision=vision, text=text, vit=vit, embed_dim=ed, **overrides)
+    overrides.setdefault("embed_dim", ed)
+    return BlipRetrievalConfig(vision=vision, text=text, vit=vit, **overrides)
 
 
 def config_from_params(cfg, vocab_size):

@@ -1,0 +1,153 @@
+"""Loading official BLIP checkpoints into BlipRetrieval (and saving in the same layout).
+
+Official semantics (models/blip.py load_checkpoint): `{'model': state_dict}`, position embeddings of both
+ViTs interpolated when the checkpoint was trained at another image size, queues of another length left at
+their initial values. Stricter than official: any other missing, unexpected or mis-shaped key is an error,
+so a checkpoint of the wrong size (large into base) never loads partially.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import List
+
+import torch
+
+from easyretrieval.errors import UserError
+
+from appzoo.blip_retrieval.model.vision_encoder import interpolate_pos_embed
+
+POS_EMBED_KEYS = ("visual_encoder.pos_embed", "visual_encoder_m.pos_embed")
+QUEUE_KEYS = ("image_queue", "text_queue", "idx_queue", "ptr_queue")
+POSITION_IDS_KEYS = ("text_encoder.embeddings.position_ids", "text_encoder_m.embeddings.position_ids")
+MOMENTUM_PREFIXES = ("visual_encoder_m.", "vision_proj_m.", "text_encoder_m.", "text_proj_m.")
+# Keys of the pre-training checkpoints (model_base.pth, model_large.pth) that retrieval does not use.
+IGNORED_PREFIXES = ("text_decoder.",)
+IGNORED_KEYS = ("queue_ptr",)
+
+
+@dataclass
+class LoadReport:
+    missing: List[str] = field(default_factory=list)       # model keys the checkpoint lacked (all initialised)
+    unexpected: List[str] = field(default_factory=list)    # checkpoint keys ignored (pre-training only)
+    initialised: List[str] = field(default_factory=list)   # keys initialised as official, with how
+    interpolated: List[str] = field(default_factory=list)  # position embeddings resized
+
+    def summary(self):
+        return (f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, "
+                f"initialised {self.initialised}, interpolated {self.interpolated}")
+
+
+def read_state_dict(path):
+    """The state dict inside a checkpoint file ({'model': sd} or a bare sd)."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from None
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {path} holds no state dict (expected {{'model': state_dict}} or a state dict)")
+    return state
+
+
+def _is_momentum(key):
+    return key.startswith(MOMENTUM_PREFIXES)
+
+
+def plan_load(model_shapes, state, num_patches, source="checkpoint"):
+    """Decide what to load (pure; no I/O). Returns (state to load, LoadReport, momentum keys to copy).
+
+    `model_shapes`: key -> torch.Size of the model's state dict; `state`: the checkpoint's state dict.
+    """
+    report = LoadReport()
+    state = dict(state)
+    for key in POS_EMBED_KEYS:
+        if key in state and key in model_shapes and state[key].shape != model_shapes[key]:
+            if state[key].shape[-1] == model_shapes[key][-1]:
+                old = state[key].shape[-2] - 1
+                state[key] = interpolate_pos_embed(state[key], num_patches)
+                report.interpolated.append(f"{key}: {old} -> {state[key].shape[-2] - 1} patches")
+    mismatched = []
+    for key in list(state):
+        if key not in model_shapes:
+            continue
+        if state[key].shape != model_shapes[key]:
+            if key in QUEUE_KEYS:  # official: a queue of another length is dropped and keeps its init
+                del state[key]
+                report.initialised.append(f"{key} (queue length differs: official initial value)")
+            else:
+                mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(model_shapes[key])}")
+    if mismatched:
+        raise UserError(
+            f"{source} does not fit this model size ({len(mismatched)} shape mismatches, e.g. {mismatched[0]}); "
+            "check the `vit` parameter (base/large) against the checkpoint"
+        )
+    unexpected = sorted(k for k in state if k not in model_shapes)
+    unknown = [k for k in unexpected if not (k.startswith(IGNORED_PREFIXES) or k in IGNORED_KEYS)]
+    if unknown:
+        raise UserError(f"{source} has {len(unknown)} keys this model does not have, e.g. {unknown[:3]}; "
+                        "is it a BLIP retrieval/pre-training checkpoint?")
+    report.unexpected = unexpected
+    for key in unexpected:
+        del state[key]
+    missing = sorted(k for k in model_shapes if k not in state)
+    allowed = set(QUEUE_KEYS) | set(POSITION_IDS_KEYS)
+    unknown_missing = [k for k in missing if k not in allowed and not _is_momentum(k)]
+    if unknown_missing:
+        raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}")
+    report.missing = missing
+    momentum_missing = [k for k in missing if _is_momentum(k)]
+    for key in missing:
+        if key in momentum_missing:
+            continue
+        how = {"idx_queue": "-100", "ptr_queue": "0", "image_queue": "random, normalised",
+               "text_queue": "random, normalised"}.get(key, "arange")
+        report.initialised.append(f"{key} ({how}, official initial value)")
+    if momentum_missing:
+        report.initialised.append(f"{len(momentum_missing)} momentum-encoder keys (copied from the online encoders)")
+    return state, report, momentum_missing
+
+
+def load_pretrained(model, path):
+    """Load an official BLIP checkpoint (retrieval or pre-training) from a LOCAL path into `model`."""
+    state = read_state_dict(path)
+    model_state = model.state_dict()
+    shapes = {k: v.shape for k, v in model_state.items()}
+    state, report, momentum_missing = plan_load(
+        shapes, state, model.config.vision.num_patches, source=f"checkpoint {path}")
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or set(result.missing_keys) != set(report.missing):
+        raise RuntimeError(f"load plan and load_state_dict disagree: {result}")
+    if momentum_missing:
+        online = {k: v for k, v in model.state_dict().items()}
+        with torch.no_grad():
+            for key in momentum_missing:
+                source = key.replace("_m.", ".", 1)
+                model_state[key].copy_(online[source])
+    return report
+
+
+def official_state_dict(model, dtype=torch.float32):
+    """The model's state dict in the official layout, floating tensors as `dtype`; a float32 EMA shadow
+    of the momentum encoders (kept when training in half precision) replaces their live values."""
+    state = model.state_dict()
+    shadow = getattr(model, "_momentum_shadow", {})
+    out = {}
+    for key, value in state.items():
+        if key in shadow and shadow[key].shape == value.shape:
+            value = shadow[key]
+        out[key] = value.detach().to("cpu", dtype=dtype if value.is_floating_point() else value.dtype).clone()
+    return out
+
+
+def save_official(model_or_state_dict, path):
+    """Write {'model': state_dict} (official layout) to `path` atomically; the official code loads it."""
+    if isinstance(model_or_state_dict, torch.nn.Module):
+        state = official_state_dict(model_or_state_dict)
+    else:
+        state = {k: v.detach().cpu() for k, v in model_or_state_dict.items()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save({"model": state}, tmp)
+    os.replace(tmp, path)
+    return path
