@@ -2,7 +2,8 @@
 
 FaultyHttpServer: a plain HTTP file server (GET, HEAD, Range, If-Range) whose next responses for a path can
 be made to fail: 'drop' (connection closed mid-body), 'short' (body ends a few bytes early), '500', '503',
-'corrupt' (one byte flipped, checksum headers still those of the real file), 'slow' (body trickles out).
+'corrupt' (one byte flipped, checksum headers still those of the real file), 'slow' (body trickles out),
+'403echo' (a 403 whose message repeats the request's Authorization header).
 OssServer: an OSS-compatible endpoint (path-style /bucket/key) answering what oss2 sends: GET object, HEAD,
 Range, ListObjects; it checks oss2's V1 `Authorization: OSS id:signature` by recomputing the HMAC-SHA1 with
 the test's secret, so a wrong key or a broken signature is refused with 403 like real OSS.
@@ -109,6 +110,9 @@ class _BaseServer:
         fault = self._next_fault(path) if not head else None
         if fault in ("500", "503"):
             return self.send_error_body(handler, int(fault), "InternalError", "injected failure")
+        if fault == "403echo":  # like a proxy that echoes the signed request in its error text
+            return self.send_error_body(handler, 403, "AccessDenied", f"denied {handler.path} with Authorization: "
+                                        f"{handler.headers.get('Authorization')}")
         etag = '"' + hashlib.md5(data).hexdigest().upper() + '"'
         start = 0
         if rng and (handler.headers.get("If-Range") in (None, etag)):
