@@ -21,6 +21,7 @@ def oss(monkeypatch, tmp_path):
     monkeypatch.delenv("OSS_SECURITY_TOKEN", raising=False)
     monkeypatch.setenv("OSSUTIL_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setattr(fileio, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(_oss, "_BUCKETS", {})  # Buckets of earlier tests point at servers now gone
     with OssServer(KEY_ID, SECRET) as server:
         monkeypatch.setenv("OSS_ENDPOINT", server.base_url)
         server.add("data", "flickr/annotation/train.json", b'[{"image": "a.jpg", "caption": ["x"]}]')
