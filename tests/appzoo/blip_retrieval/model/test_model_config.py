@@ -1,0 +1,40 @@
+import pytest
+
+from easyretrieval.errors import UserError
+from easyretrieval.parameters import Config
+
+from appzoo.blip_retrieval.model.config import BlipRetrievalConfig, config_from_params, create_config
+
+
+@pytest.mark.parametrize("vit,width,depth,heads,drop_path", [
+    ("base", 768, 12, 12, 0.0), ("large", 1024, 24, 16, 0.1)])
+def test_official_sizes(vit, width, depth, heads, drop_path):
+    config = create_config(vit, 384)
+    assert (config.vision.width, config.vision.depth, config.vision.heads) == (width, depth, heads)
+    assert config.vision.drop_path_rate == drop_path
+    assert config.text.encoder_width == width  # cross-attention width follows the vision width
+    assert (config.text.vocab_size, config.text.hidden_size, config.text.num_heads) == (30524, 768, 12)
+    assert (config.embed_dim, config.momentum, config.max_length, config.temp_init) == (256, 0.995, 35, 0.07)
+
+
+def test_image_size_must_be_multiple_of_16():
+    with pytest.raises(UserError, match="multiple"):
+        create_config("base", 380)
+
+
+def test_round_trip_dict():
+    config = create_config("tiny", 64, queue_size=33)
+    assert BlipRetrievalConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(UserError, match="unknown model config keys"):
+        BlipRetrievalConfig.from_dict({**config.to_dict(), "nope": 1})
+
+
+def test_from_params():
+    params = Config(dict(vit="base", image_size=224, vit_grad_ckpt=True, vit_ckpt_layer=4, text_grad_ckpt=True,
+                         queue_size=64, momentum=0.9, negative_all_rank=True))
+    config = config_from_params(params, vocab_size=30524)
+    assert config.vision.image_size == 224 and config.vision.num_patches == 196
+    assert config.vision.grad_ckpt and config.vision.ckpt_layer == 4 and config.text.grad_ckpt
+    assert (config.queue_size, config.momentum, config.negative_all_rank) == (64, 0.9, True)
+    with pytest.raises(UserError, match="vit_ckpt_layer"):
+        config_from_params(Config({**params, "vit_ckpt_layer": 13}), vocab_size=30524)
