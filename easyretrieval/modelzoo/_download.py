@@ -50,21 +50,25 @@ class DownloadFailed(Exception):
 
 
 class _Hashes:
-    def __init__(self):
+    """sha256 always (it is recorded); MD5 and crc64 only when the server gave one to compare with."""
+
+    def __init__(self, info=None):
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()
-        self.crc64 = Crc64()
+        self.md5 = hashlib.md5() if info is None or info.md5_b64 else None
+        self.crc64 = Crc64() if info is None or info.crc64 is not None else None
         self.size = 0
 
     def update(self, block):
         self.sha256.update(block)
-        self.md5.update(block)
-        self.crc64.update(block)
+        if self.md5 is not None:
+            self.md5.update(block)
+        if self.crc64 is not None:
+            self.crc64.update(block)
         self.size += len(block)
 
     @classmethod
-    def of_file(cls, path):
-        hashes = cls()
+    def of_file(cls, path, info):
+        hashes = cls(info)
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 22), b""):
                 hashes.update(block)
@@ -102,7 +106,8 @@ def _verify(hashes, info, expected_size):
         problems.append(f"length {hashes.size} != catalog size {expected_size}")
     if info.crc64 is not None and hashes.crc64.crc != info.crc64:
         problems.append(f"crc64ecma {hashes.crc64.crc} != {info.crc64}")
-    if info.md5_b64 is not None and base64.b64encode(hashes.md5.digest()).decode() != info.md5_b64:
+    if info.md5_b64 is not None and \
+            base64.b64encode(hashes.md5.digest()).decode() != info.md5_b64:
         problems.append(f"md5 {base64.b64encode(hashes.md5.digest()).decode()} != {info.md5_b64}")
     return problems
 
@@ -124,10 +129,10 @@ def _attempt(source, part, hashes, state, progress, name):
         if fetch.start != start:
             if fetch.start != 0:
                 raise TransientError(f"server answered from byte {fetch.start}, asked for {start}")
-            hashes.__init__()  # the server sent the whole object again (changed, or no Range support)
-            start = 0
+            start = 0  # the server sent the whole object again (changed, or no Range support)
         if start == 0:
             state = fetch.info
+            hashes.__init__(state)
             _save_state(part, state)
         elif fetch.info.size is not None and state.size is not None and fetch.info.size != state.size:
             raise RangeNotSatisfiable("object size changed since the partial download")
@@ -162,7 +167,7 @@ def download(source, dest, expected_size=None, progress=True, policy=None):
     last_error = None
     while True:
         state = _load_state(part) if os.path.exists(part) else None
-        hashes = _Hashes.of_file(part) if state is not None else _Hashes()
+        hashes = _Hashes.of_file(part, state) if state is not None else _Hashes()
         before = hashes.size
         try:
             state = _attempt(source, part, hashes, state, progress, name)
