@@ -10,7 +10,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import queue
 import sys
+import threading
 import time
 
 from oss2.utils import Crc64
@@ -121,6 +123,41 @@ def _progress_bar(total, initial, name, enabled):
                 file=sys.stderr, leave=False, mininterval=0.5)
 
 
+def _write_and_hash(chunks, f, hashes, bar):
+    """Receive on this thread while a helper thread writes and hashes (both release the GIL), so the
+    checksums cost little extra time. Whatever arrived before an error is written before it propagates."""
+    blocks = queue.Queue(maxsize=16)
+    failure = []
+
+    def consume():
+        while True:
+            block = blocks.get()
+            if block is None:
+                return
+            if failure:
+                continue  # drain after a write error
+            try:
+                f.write(block)
+                hashes.update(block)
+                if bar is not None:
+                    bar.update(len(block))
+            except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+                failure.append(e)
+
+    worker = threading.Thread(target=consume, name="easyretrieval-hash", daemon=True)
+    worker.start()
+    try:
+        for block in chunks:
+            if failure:
+                break
+            blocks.put(block)
+    finally:
+        blocks.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
 def _attempt(source, part, hashes, state, progress, name):
     """One request: append to `part` from where it ends. Returns the (possibly new) RemoteInfo."""
     start = hashes.size
@@ -141,11 +178,7 @@ def _attempt(source, part, hashes, state, progress, name):
             with open(part, "r+b" if start > 0 else "wb") as f:
                 f.seek(start)
                 f.truncate()
-                for block in fetch.chunks:
-                    f.write(block)
-                    hashes.update(block)
-                    if bar is not None:
-                        bar.update(len(block))
+                _write_and_hash(fetch.chunks, f, hashes, bar)
                 f.flush()
                 os.fsync(f.fileno())
         finally:
