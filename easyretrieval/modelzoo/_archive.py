@@ -27,12 +27,16 @@ def content_root(directory):
 
 
 def unpack(archive_path):
-    """Extract into a temp folder, then rename it into place (readers see all of it or nothing)."""
+    """Extract into a temp folder, then rename it into place (readers see all of it or nothing).
+    Call it holding the archive's node lock."""
     target = unpacked_dir(archive_path)
     if os.path.isdir(target):
         return target
+    parent, base = os.path.split(target)
+    for stale in os.listdir(parent):  # left by a process killed mid-unpack (the caller holds the node lock)
+        if stale.startswith(base + ".tmp"):
+            shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
     tmp = f"{target}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
         with tarfile.open(archive_path, "r:*") as tar:

@@ -67,8 +67,8 @@ def get_bucket(bucket_name, endpoint=None):
     import oss2  # imported lazily: only OSS users pay for it
 
     key_id, secret, token, env_endpoint = credentials()
-    # OSS_ENDPOINT wins over the endpoint in a URL so that tests and mirrors can redirect every access.
-    endpoint = env_endpoint or endpoint or DEFAULT_ENDPOINT
+    # An endpoint written in the URL wins; oss://bucket/key uses OSS_ENDPOINT (or the ossutil config).
+    endpoint = endpoint or env_endpoint or DEFAULT_ENDPOINT
     cache_key = (os.getpid(), endpoint, bucket_name, hash((key_id, secret, token)))
     bucket = _BUCKETS.get(cache_key)
     if bucket is None:

@@ -145,12 +145,14 @@ def _tgz(files):
 
 def test_tokenizer_archive_is_unpacked_to_a_folder(http_server, cache_dir, monkeypatch):
     monkeypatch.setenv("EASYRETRIEVAL_MODELZOO_URL", http_server.base_url + "/")
-    http_server.add("/bert-base-uncased.tgz", _tgz({"bert-base-uncased/vocab.txt": b"[PAD]\n[UNK]\n",
-                                                      "bert-base-uncased/config.json": b"{}"}))
+    url = http_server.add("/bert-base-uncased.tgz", _tgz({"bert-base-uncased/vocab.txt": b"[PAD]\n[UNK]\n",
+                                                            "bert-base-uncased/config.json": b"{}"}))
+    stale = cache_path(url, cache_dir)[: -len(".tgz")] + ".tmp99999"  # a process killed mid-unpack
+    os.makedirs(os.path.join(stale, "junk"))
     folder = resolve("bert-base-uncased", cache_dir=cache_dir, progress=False)
     assert os.path.isdir(folder) and sorted(os.listdir(folder)) == ["config.json", "vocab.txt"]
     assert resolve("bert-base-uncased", cache_dir=cache_dir, local_files_only=True) == folder
-    assert not [f for f in _cached_files(cache_dir) if ".tmp" in f]
+    assert not [f for f in _cached_files(cache_dir) if ".tmp" in f] and not os.path.exists(stale)
 
 
 def test_archive_with_path_traversal_is_refused(http_server, cache_dir, tmp_path):

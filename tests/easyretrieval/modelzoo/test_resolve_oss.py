@@ -83,3 +83,22 @@ def test_oss_url_parsing():
     assert parse_oss_http_url("https://storage.googleapis.com/b/x.pth") is None
     with pytest.raises(UserError, match="no object key"):
         parse_oss_url("oss://bkt/")
+
+
+def test_private_oss_https_urls_go_through_oss2_when_credentials_exist(oss_credentials):
+    from easyretrieval.modelzoo._sources import HttpSource, OssSource
+    from easyretrieval.modelzoo.resolver import _remote_for
+
+    url = "https://my-bucket.oss-cn-hangzhou.aliyuncs.com/ckpt/model.pth"
+    _, source, _ = _remote_for(url)
+    assert isinstance(source, OssSource)
+    assert (source.bucket_name, source.key, source.endpoint) == ("my-bucket", "ckpt/model.pth",
+                                                                 "https://oss-cn-hangzhou.aliyuncs.com")
+    assert isinstance(_remote_for("https://example.org/model.pth")[1], HttpSource)
+
+
+def test_public_oss_https_urls_are_plain_http_without_credentials():
+    from easyretrieval.modelzoo._sources import HttpSource
+    from easyretrieval.modelzoo.resolver import _remote_for
+
+    assert isinstance(_remote_for("http://atp-modelzoo-sh.oss-cn-shanghai.aliyuncs.com/release/x.pth")[1], HttpSource)
