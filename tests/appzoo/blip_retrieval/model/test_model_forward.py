@@ -1,0 +1,129 @@
+"""forward() equals a float64 restatement of official BLIP_Retrieval.forward (given the sampled negatives);
+negative sampling, queue writes, precision guards and the ITM fast path."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from appzoo.blip_retrieval.model import losses
+
+from conftest import tiny_model
+
+CAPTIONS = ["a dog runs on the grass", "two children play", "a man rides a red bicycle", "the cat sleeps"]
+
+
+@torch.no_grad()
+def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text, idx_aware):
+    """Official forward, float64, eval mode (no dropout), with the hard negatives fixed."""
+    m = copy.deepcopy(model).double()
+    tok = m.tokenizer(caption, padding="max_length", truncation=True, max_length=35, return_tensors="pt")
+    temp = m.temp.clamp(0.001, 0.5)
+    image = image.double()
+    image_embeds = m.visual_encoder(image)
+    image_feat = F.normalize(m.vision_proj(image_embeds[:, 0, :]), dim=-1)
+    text_feat = F.normalize(m.text_proj(m.text_encoder(tok.input_ids, tok.attention_mask)[:, 0, :]), dim=-1)
+    idx = idx.view(-1, 1)
+    if idx_aware:
+        idx_all = torch.cat([idx.t(), m.idx_queue], dim=1)
+        pos_idx = torch.eq(idx, idx_all).double()
+        sim_targets = pos_idx / pos_idx.sum(1, keepdim=True)
+    else:
+        sim_targets = torch.zeros(len(idx), len(idx) + m.idx_queue.shape[1], dtype=torch.float64)
+        sim_targets.fill_diagonal_(1)
+    for (_, p, _, p_m) in m.momentum_pairs():
+        p_m.data = p_m.data * m.config.momentum + p.data * (1.0 - m.config.momentum)
+    image_feat_m = F.normalize(m.vision_proj_m(m.visual_encoder_m(image)[:, 0, :]), dim=-1)
+    text_feat_m = F.normalize(m.text_proj_m(m.text_encoder_m(tok.input_ids, tok.attention_mask)[:, 0, :]), dim=-1)
+    image_feat_m_all = torch.cat([image_feat_m.t(), m.image_queue.double()], dim=1)
+    text_feat_m_all = torch.cat([text_feat_m.t(), m.text_queue.double()], dim=1)
+    sim_i2t_targets = alpha * F.softmax(image_feat_m @ text_feat_m_all / temp, 1) + (1 - alpha) * sim_targets
+    sim_t2i_targets = alpha * F.softmax(text_feat_m @ image_feat_m_all / temp, 1) + (1 - alpha) * sim_targets
+    loss_i2t = -torch.sum(F.log_softmax(image_feat @ text_feat_m_all / temp, 1) * sim_i2t_targets, 1).mean()
+    loss_t2i = -torch.sum(F.log_softmax(text_feat @ image_feat_m_all / temp, 1) * sim_t2i_targets, 1).mean()
+    loss_ita = (loss_i2t + loss_t2i) / 2
+    enc = tok.input_ids.clone()
+    enc[:, 0] = m.tokenizer.enc_token_id
+    atts = tok.attention_mask
+    pos = m.text_encoder(enc, atts, image_embeds=image_embeds)
+    neg = m.text_encoder(torch.cat([enc, enc[neg_text]]), torch.cat([atts, atts[neg_text]]),
+                         image_embeds=torch.cat([image_embeds[neg_image], image_embeds]))
+    logits = m.itm_head(torch.cat([pos[:, 0, :], neg[:, 0, :]]))
+    bs = len(idx)
+    labels = torch.cat([torch.ones(bs, dtype=torch.long), torch.zeros(2 * bs, dtype=torch.long)])
+    return loss_ita, F.cross_entropy(logits, labels), image_feat_m, text_feat_m
+
+
+@pytest.mark.parametrize("idx_aware", [False, True])
+def test_forward_equals_official_restatement(tokenizer, idx_aware):
+    model = tiny_model(tokenizer, seed=0, queue_size=6, itc_idx_targets=idx_aware).eval()
+    image = torch.randn(4, 3, 32, 32)
+    idx = torch.tensor([7, 3, 7, 5])
+    for step in range(2):  # the second step sees a filled, wrapped queue and moved momentum encoders
+        before = copy.deepcopy(model)
+        out = model(image + step, CAPTIONS, alpha=0.4, idx=idx)
+        loss_ita, loss_itm = out
+        ref_ita, ref_itm, feat_m, text_m = _official_reference(
+            before, image + step, CAPTIONS, 0.4, idx, out.neg_image_index, out.neg_text_index, idx_aware)
+        torch.testing.assert_close(loss_ita.double(), ref_ita, atol=2e-6, rtol=1e-6)
+        torch.testing.assert_close(loss_itm.double(), ref_itm, atol=2e-6, rtol=1e-6)
+        same = idx.view(-1, 1) == idx.view(1, -1)
+        assert not same[torch.arange(4), out.neg_image_index].any()  # never a same-idx "negative"
+        assert not same[torch.arange(4), out.neg_text_index].any()
+        cols = (torch.arange(4) + 4 * step) % 6
+        torch.testing.assert_close(model.image_queue[:, cols].double(), feat_m.t(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.text_queue[:, cols].double(), text_m.t(), atol=1e-6, rtol=0)
+        assert model.idx_queue[0, cols].tolist() == idx.tolist()
+    assert model.ptr_queue.item() == 8 % 6
+    (loss_ita + loss_itm).backward()
+    assert model.temp.grad is not None and model.visual_encoder.cls_token.grad is not None
+
+
+def test_sampling_follows_softmax_weights():
+    sim = torch.tensor([[0.0, 1.0, 2.0, 0.5]] * 20000)
+    mask = torch.tensor([[True, False, False, False]] * 20000)
+    weights = losses.negative_weights(sim, mask)
+    picks = losses.sample_negatives(weights, torch.Generator().manual_seed(0))
+    freq = torch.bincount(picks, minlength=4).double() / len(picks)
+    expected = F.softmax(sim[0].double(), 0).masked_fill(mask[0], 0)
+    torch.testing.assert_close(freq, expected / expected.sum(), atol=0.015, rtol=0)
+    lonely = losses.negative_weights(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))
+    assert torch.equal(lonely, torch.ones(2, 2))  # every candidate shares the idx: uniform, not a crash
+
+
+@pytest.mark.parametrize("size,batch", [(10, 3), (10, 4), (5, 7), (6, 6), (7, 1)])
+def test_queue_wraps_for_awkward_batches(size, batch):
+    queue = torch.zeros(1, size)
+    ptr, written, model_q = 0, [], [0.0] * size
+    for step in range(5):
+        values = torch.arange(step * batch, (step + 1) * batch, dtype=torch.float32).view(1, -1) + 1
+        new_ptr = losses.ring_write(queue, ptr, values)
+        for j, v in enumerate(values[0].tolist()):  # reference: one column at a time
+            model_q[(ptr + j) % size] = v
+        ptr = new_ptr
+        written.append(values)
+        assert queue[0].tolist() == model_q
+        assert ptr == (step + 1) * batch % size
+
+
+def test_queues_stay_float32_when_cast(tokenizer):
+    model = tiny_model(tokenizer).bfloat16()
+    assert model.image_queue.dtype == torch.float32 and model.text_queue.dtype == torch.float32
+    assert model.idx_queue.dtype == torch.int64 and model.ptr_queue.dtype == torch.int64
+    assert model.vision_proj.weight.dtype == torch.bfloat16
+    model.half()
+    assert model.image_queue.dtype == torch.float32
+    loss_ita, loss_itm = model(torch.randn(2, 3, 32, 32), CAPTIONS[:2], alpha=0.4, idx=torch.tensor([0, 1]))
+    assert torch.isfinite(loss_ita) and torch.isfinite(loss_itm) and model.image_queue.dtype == torch.float32
+
+
+@torch.no_grad()
+def test_itm_fast_path_equals_itm_logits(tokenizer):
+    model = tiny_model(tokenizer).eval()
+    text = tokenizer(CAPTIONS, padding="max_length", truncation=True, max_length=35, return_tensors="pt")
+    embeds = model.encode_image(torch.randn(3, 3, 32, 32))
+    index = torch.tensor([2, 0, 1, 2])
+    expected = model.itm_logits(embeds[index], text.input_ids, text.attention_mask)
+    got = model.itm_logits_cached(model.cross_kv(embeds), index, text.input_ids, text.attention_mask)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert expected.shape == (4, 2)
