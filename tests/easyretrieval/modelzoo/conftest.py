@@ -1,12 +1,7 @@
 """Fixtures for the modelzoo tests: servers on 127.0.0.1, a fresh cache, a clean credential environment."""
-import os
-
 import pytest
 
-from local_servers import FaultyHttpServer, OssServer
-
-TEST_KEY_ID = "LTAI5tTestKeyId0001"
-TEST_SECRET = "t3st-Secret-VALUE-9f8e7d6c5b4a"
+from local_servers import TEST_KEY_ID, TEST_SECRET, FaultyHttpServer, OssServer, payload
 
 
 @pytest.fixture(autouse=True)
@@ -44,19 +39,6 @@ def oss_credentials(monkeypatch):
     monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", TEST_SECRET)
 
 
-def payload(size, seed=0):
-    """Deterministic bytes that differ everywhere (so a flipped or missing byte changes every checksum)."""
-    import random
-
-    return random.Random(seed).randbytes(size)
-
-
 @pytest.fixture
 def make_payload():
     return payload
-
-
-def files_under(root):
-    for directory, _, names in os.walk(root):
-        for name in names:
-            yield os.path.join(directory, name)

@@ -23,6 +23,9 @@ from xml.sax.saxutils import escape
 
 from oss2.utils import Crc64
 
+TEST_KEY_ID = "LTAI5tTestKeyId0001"
+TEST_SECRET = "t3st-Secret-VALUE-9f8e7d6c5b4a"
+
 # Query parameters that are part of the OSS V1 string to sign (a subset of oss2's list is enough here).
 _SUBRESOURCES = {"acl", "uploads", "location", "cors", "logging", "website", "referer", "lifecycle", "delete",
                  "append", "tagging", "objectMeta", "uploadId", "partNumber", "security-token", "position",
@@ -290,3 +293,16 @@ def resolve_in_subprocess(spec, cache_dir, result_queue):
     path = resolve(spec, progress=False)
     with open(path, "rb") as f:
         result_queue.put((path, hashlib.sha256(f.read()).hexdigest()))
+
+
+def payload(size, seed=0):
+    """Deterministic bytes that differ everywhere (so a flipped or missing byte changes every checksum)."""
+    import random
+
+    return random.Random(seed).randbytes(size)
+
+
+def files_under(root):
+    for directory, _, names in os.walk(root):
+        for name in names:
+            yield os.path.join(directory, name)

@@ -7,11 +7,10 @@ import tarfile
 
 import pytest
 
-from conftest import files_under
 from easyretrieval.errors import UserError
 from easyretrieval.modelzoo import resolve
 from easyretrieval.modelzoo._cache import cache_path, read_sha256_record
-from local_servers import FaultyHttpServer
+from local_servers import FaultyHttpServer, files_under
 
 PATH = "/release/model.pth"
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from conftest import TEST_SECRET
+from local_servers import TEST_SECRET
 from easyretrieval.errors import UserError
 from easyretrieval.modelzoo import resolve
 from easyretrieval.modelzoo._oss import parse_oss_http_url, parse_oss_url

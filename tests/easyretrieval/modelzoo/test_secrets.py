@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from conftest import TEST_KEY_ID, TEST_SECRET, files_under
+from local_servers import TEST_KEY_ID, TEST_SECRET, files_under
 from easyretrieval.secrets import mask_secrets
 
 TOKEN = "CAIS-sts-token-value-0123456789"
