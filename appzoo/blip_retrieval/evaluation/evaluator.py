@@ -1,0 +1,275 @@
+"""The blip_retrieval evaluator: official two-stage scores (ITC top-k, then ITM re-rank), fast and exact.
+
+Stage 1: text features (each rank encodes a share of the texts), image features (each rank its loader
+slice), ITC feature vectors gathered. Stage 2: every distinct (image, text) pair among the i2t and t2i
+top-k candidates is scored once, by the rank holding the image's embeddings, grouped by image so that
+the image side of the cross-attention (keys/values of every layer) is computed once per image; the
+score of a re-ranked candidate is its ITM positive logit + its ITC similarity, -100 for the rest
+(official). Only top-k indices and scores travel between ranks; each rank keeps only its own images'
+embeddings (in the compute dtype, on the device when they fit). Metrics: metrics.itm_eval_topk.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+from easyretrieval.distributed import DistInfo
+from easyretrieval.errors import UserError
+from easyretrieval.registry import register_evaluator
+
+from appzoo.blip_retrieval.evaluation.comm import EvalComm, split_range
+from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_from_topk, itm_eval_topk
+from appzoo.blip_retrieval.evaluation.rerank_plan import image_groups, plan_rerank
+from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inference, unwrap
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_SIM_BLOCK = 4096  # query rows per ITC similarity block (bounds the [rows, gallery] matrix)
+
+
+@dataclass
+class TopK:
+    """Each query's re-ranked candidates, best first (ties: lower index first): index -1 = no candidate."""
+
+    index: np.ndarray  # [Q, k] int64
+    score: np.ndarray  # [Q, k] float32: ITM positive logit + ITC similarity
+
+
+@dataclass
+class EvalResult:
+    metrics: Dict[str, float]
+    i2t: TopK  # per image, its candidate texts
+    t2i: TopK  # per text, its candidate images
+    timings: Dict[str, float] = field(default_factory=dict)
+    stats: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scores_i2t(self) -> torch.Tensor:
+        """The official dense [N_img, N_txt] score matrix (-100 where not re-ranked), built on demand."""
+        return dense_from_topk(self.i2t.index, self.i2t.score, self.t2i.index.shape[0])
+
+    @property
+    def scores_t2i(self) -> torch.Tensor:
+        return dense_from_topk(self.t2i.index, self.t2i.score, self.i2t.index.shape[0])
+
+
+def _sorted_topk(index: torch.Tensor, score: torch.Tensor) -> TopK:
+    """Rows ordered by score descending, equal scores by lower index (the metrics' tie rule)."""
+    key_index = torch.where(index >= 0, index, torch.full_like(index, torch.iinfo(torch.long).max))
+    order = torch.argsort(key_index, dim=1, stable=True)
+    index, score = index.gather(1, order), score.gather(1, order)
+    order = torch.argsort(score, dim=1, descending=True, stable=True)
+    return TopK(index.gather(1, order).numpy(), score.gather(1, order).numpy())
+
+
+class _Progress:
+    """A tqdm bar with ETA on the main rank (stderr); silent elsewhere or when disabled."""
+
+    def __init__(self, enabled: bool, total: int, desc: str):
+        self.bar = None
+        if enabled and total > 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="pair", dynamic_ncols=True, mininterval=2.0)
+
+    def update(self, n: int):
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@register_evaluator("blip_retrieval")
+class RetrievalEvaluator:
+    """Two-stage image-text retrieval evaluation; every rank calls `evaluate` together.
+
+    k_test: candidates re-ranked per query (clipped to the gallery). batch_size: images per encoder batch.
+    precision: fp32, or bf16/fp16 autocast (GPU only). device: defaults to the model's. dist: DistInfo.
+    timeout_s: collective timeout of the evaluation's process group. itm_batch_size: pairs per ITM
+    forward; images_per_group: images whose cross-attention keys/values are held at once.
+    """
+
+    def __init__(self, k_test, batch_size, precision="fp32", device=None, dist: Optional[DistInfo] = None,
+                 timeout_s=1800.0, progress=True, num_workers=0, text_batch_size=256, itm_batch_size=256,
+                 images_per_group=16):
+        if precision not in PRECISIONS:
+            raise UserError(f"eval_precision '{precision}' is not one of {', '.join(PRECISIONS)}")
+        if k_test < 1:
+            raise UserError(f"k_test must be >= 1, got {k_test}")
+        self.k_test = int(k_test)
+        self.batch_size = int(batch_size)
+        self.precision = precision
+        self.device = torch.device(device) if device is not None else None
+        self.dist = dist or DistInfo()
+        self.timeout_s = float(timeout_s)
+        self.progress = progress
+        self.num_workers = num_workers
+        self.text_batch_size = int(text_batch_size)
+        self.itm_batch_size = int(itm_batch_size)
+        self.images_per_group = int(images_per_group)
+        self._comm = None
+
+    # ------------------------------------------------------------------ public
+    def evaluate(self, model, dataset, image_loader=None) -> EvalResult:
+        model = unwrap(model)
+        if self._comm is None:
+            self._comm = EvalComm(self.timeout_s)
+        device = self.device or next(model.parameters()).device
+        if self.precision != "fp32" and device.type != "cuda":
+            raise UserError(f"eval_precision={self.precision} needs a GPU; use eval_precision=fp32 on CPU")
+        if image_loader is None:
+            from appzoo.blip_retrieval.data import create_eval_image_loader
+
+            image_loader = create_eval_image_loader(dataset, self.batch_size, self.dist, num_workers=self.num_workers)
+        was_training = model.training
+        model.eval()
+        try:
+            with gathered_for_inference(model), torch.no_grad(), self._autocast(device):
+                return self._evaluate(model, dataset, image_loader, device)
+        finally:
+            model.train(was_training)
+
+    def save(self, result: EvalResult, output_dir: str, split: str):
+        """Metrics JSON, top-k rankings npz and timings JSON of `split` (main rank only); returns paths."""
+        from appzoo.blip_retrieval.evaluation.outputs import save_result
+
+        if not self.dist.is_main:
+            return {}
+        return save_result(result, output_dir, split)
+
+    # ------------------------------------------------------------------ stages
+    def _autocast(self, device):
+        if self.precision == "fp32":
+            return torch.autocast(device.type, enabled=False)
+        return torch.autocast(device.type, dtype=PRECISIONS[self.precision])
+
+    def _evaluate(self, model, dataset, image_loader, device) -> EvalResult:
+        comm, timings, t_start = self._comm, {}, time.perf_counter()
+        texts, num_images = list(dataset.text), len(dataset)
+        if not texts or num_images == 0:
+            raise UserError(f"cannot evaluate: {len(texts)} captions and {num_images} images")
+
+        tick = time.perf_counter()
+        text_ids, text_atts = self._tokenize(model, texts)
+        start, end = split_range(len(texts), comm.rank, comm.world_size)
+        text_feat = comm.gather_rows(self._text_features(model, text_ids[start:end], text_atts[start:end], device))
+        timings["text_features_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        local_index, image_embeds, image_feat_local = self._image_features(model, image_loader, device)
+        all_index = comm.gather_rows(local_index.to(device)).cpu()
+        image_feat = torch.zeros(num_images, text_feat.shape[1], device=device)
+        image_feat[all_index.to(device)] = comm.gather_rows(image_feat_local)
+        present = torch.zeros(num_images, dtype=torch.bool)
+        present[all_index] = True
+        timings["image_features_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        k_i, k_t = min(self.k_test, len(texts)), min(self.k_test, int(present.sum()))
+        i2t_sim, i2t_idx = self._topk(image_feat[local_index.to(device)], text_feat, k_i, None)
+        t_start_q, t_end_q = split_range(len(texts), comm.rank, comm.world_size)
+        t2i_sim, t2i_idx = self._topk(text_feat[t_start_q:t_end_q], image_feat, k_t, present.to(device))
+        t2i_sim, t2i_idx = comm.gather_rows(t2i_sim), comm.gather_rows(t2i_idx)
+        timings["itc_topk_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        local_pos = torch.full((num_images,), -1, dtype=torch.long)
+        local_pos[local_index] = torch.arange(local_index.numel())
+        plan = plan_rerank(i2t_idx.cpu(), t2i_idx.cpu(), local_pos, len(texts))
+        pair_logit = self._rerank(model, plan, image_embeds, text_ids, text_atts, device)
+        i2t_score = pair_logit[plan.i2t_pair] + i2t_sim.float().cpu()
+        t2i_score = torch.zeros(t2i_idx.shape, dtype=torch.float32)
+        t2i_score[plan.t2i_rows, plan.t2i_cols] = pair_logit[plan.t2i_pair] + t2i_sim.float().cpu()[plan.t2i_rows, plan.t2i_cols]
+        timings["itm_rerank_s"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        comm.sum_(t2i_score)
+        i2t_rows_index = torch.full((num_images, k_i), -1, dtype=torch.long)
+        i2t_rows_score = torch.full((num_images, k_i), FILL_SCORE, dtype=torch.float32)
+        i2t_rows_index[all_index] = comm.gather_rows(i2t_idx.cpu())
+        i2t_rows_score[all_index] = comm.gather_rows(i2t_score)
+        timings["gather_scores_s"] = time.perf_counter() - tick
+
+        i2t, t2i = _sorted_topk(i2t_rows_index, i2t_rows_score), _sorted_topk(t2i_idx.cpu(), t2i_score)
+        txt2img = {t: (img if bool(present[img]) else -1) for t, img in dataset.txt2img.items()}
+        img2txt = {i: (list(ts) if bool(present[i]) else []) for i, ts in dataset.img2txt.items()}
+        metrics = itm_eval_topk(i2t.index, i2t.score, t2i.index, t2i.score, txt2img, img2txt)
+        timings["total_s"] = time.perf_counter() - t_start
+        stats = {
+            "num_images": num_images, "num_texts": len(texts), "missing_images": int((~present).sum()),
+            "k_i2t": k_i, "k_t2i": k_t, "world_size": comm.world_size,
+            "itm_pairs_this_rank": plan.num_pairs, "itm_pairs_official": (num_images + len(texts)) * self.k_test,
+            "image_embeds_bytes_this_rank": image_embeds.numel() * image_embeds.element_size(),
+            "image_embeds_dtype": str(image_embeds.dtype).replace("torch.", ""),
+        }
+        return EvalResult(metrics, i2t, t2i, timings, stats)
+
+    def _tokenize(self, model, texts):
+        ids, atts = [], []
+        for i in range(0, len(texts), self.text_batch_size):
+            out = model.tokenizer(texts[i:i + self.text_batch_size], padding="max_length", truncation=True,
+                                  max_length=model.config.max_length, return_tensors="pt")
+            ids.append(out.input_ids)
+            atts.append(out.attention_mask)
+        return torch.cat(ids), torch.cat(atts)
+
+    def _text_features(self, model, ids, atts, device):
+        feats = [torch.zeros(0, model.config.embed_dim, device=device)]
+        for i in range(0, ids.shape[0], self.text_batch_size):
+            b_ids, b_atts = ids[i:i + self.text_batch_size].to(device), atts[i:i + self.text_batch_size].to(device)
+            feats.append(model.text_feat(model.encode_text(b_ids, b_atts)).float())
+        return torch.cat(feats)
+
+    def _image_features(self, model, image_loader, device):
+        indices, embeds, feats = [], [], []
+        for images, index in image_loader:
+            emb = model.encode_image(images.to(device, non_blocking=True))
+            feats.append(model.image_feat(emb).float())
+            embeds.append(emb)
+            indices.append(torch.as_tensor(index, dtype=torch.long).view(-1))
+        if not embeds:  # a rank without images still joins every collective
+            cfg = model.config.vision
+            embeds = [torch.zeros(0, cfg.num_patches + 1, cfg.width, device=device)]
+            feats, indices = [torch.zeros(0, model.config.embed_dim, device=device)], [torch.zeros(0, dtype=torch.long)]
+        image_embeds = torch.cat(embeds)
+        if device.type == "cuda" and not self._fits_on_device(image_embeds, device):
+            image_embeds = image_embeds.cpu().pin_memory()
+        return torch.cat(indices), image_embeds, torch.cat(feats)
+
+    @staticmethod
+    def _fits_on_device(tensor, device):
+        free, _total = torch.cuda.mem_get_info(device)
+        return tensor.numel() * tensor.element_size() < 0.5 * (free + tensor.numel() * tensor.element_size())
+
+    def _topk(self, query_feat, gallery_feat, k, gallery_mask):
+        """Top-k ITC similarities of each query row over the gallery, in blocks of rows."""
+        sims, idxs = [], []
+        for i in range(0, max(1, query_feat.shape[0]), _SIM_BLOCK):
+            sim = query_feat[i:i + _SIM_BLOCK] @ gallery_feat.t()
+            if gallery_mask is not None:
+                sim = sim.masked_fill(~gallery_mask, float("-inf"))
+            value, index = sim.topk(k, dim=1)
+            sims.append(value)
+            idxs.append(index)
+        return torch.cat(sims), torch.cat(idxs)
+
+    def _rerank(self, model, plan, image_embeds, text_ids, text_atts, device):
+        """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
+        logits = torch.empty(plan.num_pairs, dtype=torch.float32)
+        bar = _Progress(self.progress and self.dist.is_main, plan.num_pairs, "ITM re-rank")
+        try:
+            for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], self.images_per_group):
+                kv = model.cross_kv(image_embeds[g0:g1].to(device, non_blocking=True))
+                for b0 in range(p0, p1, self.itm_batch_size):
+                    b1 = min(b0 + self.itm_batch_size, p1)
+                    texts = plan.text[b0:b1]
+                    out = model.itm_logits_cached(kv, (plan.image_pos[b0:b1] - g0).to(device),
+                                                  text_ids[texts].to(device), text_atts[texts].to(device))
+                    logits[b0:b1] = out[:, 1].float().cpu()
+                    bar.update(b1 - b0)
+        finally:
+            bar.close()
+        return logits

@@ -1,0 +1,72 @@
+"""The evaluator equals the official loop (official_reference) on a tiny random model."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
+from appzoo.blip_retrieval.evaluation.metrics import dense_from_topk
+from conftest import make_model
+
+
+def reference(model, dataset, k_test, k_test_t2i=None):
+    loader = DataLoader(dataset, batch_size=5, shuffle=False)
+    return official_evaluation(model, loader, dataset.text, k_test, k_test_t2i=k_test_t2i)
+
+
+@pytest.mark.parametrize("k_test", [1, 4, 16])
+def test_scores_equal_official_loop(tokenizer, gallery, k_test):
+    model = make_model(tokenizer, seed=k_test)
+    ref = reference(model, gallery, k_test)
+    ev = RetrievalEvaluator(k_test=k_test, batch_size=4, progress=False, itm_batch_size=7, images_per_group=3)
+    result = ev.evaluate(model, gallery)
+    torch.testing.assert_close(result.scores_i2t, ref.scores_i2t, rtol=0, atol=1e-5)
+    torch.testing.assert_close(result.scores_t2i, ref.scores_t2i, rtol=0, atol=1e-5)
+    assert result.metrics == itm_eval(ref.scores_i2t, ref.scores_t2i, gallery.txt2img, gallery.img2txt)
+    # Each distinct pair scored once: never more than the official count of ITM rows.
+    assert result.stats["itm_pairs_this_rank"] <= result.stats["itm_pairs_official"]
+
+
+def test_k_test_larger_than_gallery(tokenizer, gallery):
+    model = make_model(tokenizer, seed=3)
+    num_texts, num_images = len(gallery.text), len(gallery)
+    big = RetrievalEvaluator(k_test=1000, batch_size=8, progress=False).evaluate(model, gallery)
+    assert big.i2t.index.shape == (num_images, num_texts) and big.t2i.index.shape == (num_texts, num_images)
+    ref = reference(model, gallery, num_texts, num_images)  # the official loop needs k <= gallery
+    torch.testing.assert_close(big.scores_i2t, ref.scores_i2t, rtol=0, atol=1e-5)
+    torch.testing.assert_close(big.scores_t2i, ref.scores_t2i, rtol=0, atol=1e-5)
+    assert (big.scores_i2t > -100).all()  # every pair re-ranked
+    with pytest.raises(RuntimeError):
+        reference(model, gallery, num_images + 1)
+
+
+def test_rankings_sorted_and_saved(tokenizer, gallery, tmp_path):
+    model = make_model(tokenizer, seed=5)
+    ev = RetrievalEvaluator(k_test=6, batch_size=8, progress=False)
+    result = ev.evaluate(model, gallery)
+    assert np.all(np.diff(result.i2t.score, axis=1) <= 0) and np.all(np.diff(result.t2i.score, axis=1) <= 0)
+    paths = ev.save(result, str(tmp_path), "test")
+    with open(paths["metrics.json"], encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["split"] == "test" and saved["r_mean"] == pytest.approx(result.metrics["r_mean"])
+    ranks = np.load(paths["rankings.npz"])
+    np.testing.assert_array_equal(ranks["t2i_index"], result.t2i.index)
+    dense = dense_from_topk(ranks["i2t_index"], ranks["i2t_score"], len(gallery.text))
+    torch.testing.assert_close(dense, result.scores_i2t)
+    with open(paths["timings.json"], encoding="utf-8") as handle:
+        timings = json.load(handle)
+    assert timings["stats"]["k_i2t"] == 6 and timings["timings"]["total_s"] > 0
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_restores_train_mode_and_rejects_half_on_cpu(tokenizer, gallery):
+    from easyretrieval.errors import UserError
+
+    model = make_model(tokenizer).train()
+    RetrievalEvaluator(k_test=2, batch_size=8, progress=False).evaluate(model, gallery)
+    assert model.training and model.text_encoder.training
+    with pytest.raises(UserError, match="GPU"):
+        RetrievalEvaluator(k_test=2, batch_size=8, precision="bf16", progress=False).evaluate(model, gallery)
