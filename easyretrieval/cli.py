@@ -18,6 +18,7 @@ from easyretrieval.distributed import dist_info_from_env
 from easyretrieval.errors import UserError
 from easyretrieval.parameters import parse_user_defined_parameters
 from easyretrieval.registry import COMMANDS, available_apps, get_app, load_all_apps
+from easyretrieval.secrets import mask_secrets
 
 MODES = ("train", "evaluate", "predict")
 # Core modules that register sub-commands; apps register theirs when loaded.
@@ -65,7 +66,8 @@ def run_app(app_name, mode, output_dir, raw_params, seed=42, deepspeed_config=No
     }
     if dist.is_main:
         os.makedirs(output_dir, exist_ok=True)
-        text = json.dumps(resolved, indent=2, sort_keys=False)
+        # A signed URL given as pretrained= or image_root= must not leak its signature into logs or files.
+        text = mask_secrets(json.dumps(resolved, indent=2, sort_keys=False))
         print(f"[easyretrieval] resolved config:\n{text}", flush=True)
         with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -109,7 +111,7 @@ def main(argv=None):
     except UserError as e:
         rank = int(os.environ.get("RANK", "0"))
         prefix = "easyretrieval: error: " if rank == 0 else f"easyretrieval: error (rank {rank}): "
-        print(prefix + str(e).replace("\n", " "), file=sys.stderr, flush=True)
+        print(prefix + mask_secrets(str(e)).replace("\n", " "), file=sys.stderr, flush=True)
         code = e.exit_code
     sys.exit(code)
 

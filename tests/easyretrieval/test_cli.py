@@ -67,3 +67,20 @@ def test_config_json_is_saved_with_resolved_defaults(tmp_path, monkeypatch):
     assert saved["parameters"]["batch_size_test"] == 8
     assert saved["parameters"]["batch_size_train"] == 16 and saved["parameters"]["vit_ckpt_layer"] == 10
     assert seen["cfg"].vit == "large"
+
+
+def test_secrets_are_masked_in_errors_and_config(tmp_path, monkeypatch):
+    secret = "S3cr3tKeyValue0123456789"
+    result = run_cli("--app", "blip_retrieval", "--output_dir", str(tmp_path),
+                     "--user_defined_parameters", f"vit={secret}", env={"OSS_ACCESS_KEY_SECRET": secret})
+    assert result.returncode == 2 and "is not one of" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+    from appzoo.blip_retrieval.app import BlipRetrievalApp
+
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", secret)
+    monkeypatch.setattr(BlipRetrievalApp, "evaluate", lambda self: None)
+    with pytest.raises(SystemExit):
+        main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path),
+              "--user_defined_parameters", f"image_root=oss://bucket/{secret}/images"])
+    assert secret not in (tmp_path / "config.json").read_text()
