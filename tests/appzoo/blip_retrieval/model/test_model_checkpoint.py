@@ -7,7 +7,7 @@ from easyretrieval.errors import UserError
 from appzoo.blip_retrieval.model.checkpoint import load_pretrained, read_state_dict, save_official
 from appzoo.blip_retrieval.model.vision_encoder import interpolate_pos_embed
 
-from conftest import tiny_model
+from blip_model_helpers import tiny_model
 
 
 def _official_interpolate(pos_embed, new_size):

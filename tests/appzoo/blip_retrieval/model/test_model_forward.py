@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from appzoo.blip_retrieval.model import losses
 
-from conftest import tiny_model
+from blip_model_helpers import tiny_model
 
 CAPTIONS = ["a dog runs on the grass", "two children play", "a man rides a red bicycle", "the cat sleeps"]
 

@@ -60,7 +60,7 @@ def test_no_recompute_without_grad():
 
 
 def test_model_forward_with_ckpt_equal_grads(tokenizer):
-    from conftest import tiny_model
+    from blip_model_helpers import tiny_model
 
     image, idx = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
     results = []

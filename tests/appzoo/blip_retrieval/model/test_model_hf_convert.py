@@ -10,7 +10,7 @@ from appzoo.blip_retrieval.model.checkpoint import read_state_dict, save_officia
 from appzoo.blip_retrieval.model.config import create_config
 from appzoo.blip_retrieval.model.hf_convert import from_hf, hf_config_dict, to_hf
 
-from conftest import tiny_model
+from blip_model_helpers import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from torch import nn
 
 from appzoo.blip_retrieval.model.momentum import momentum_update
 
-from conftest import tiny_model
+from blip_model_helpers import tiny_model
 
 
 def test_fp32_update_is_the_official_formula(tokenizer):

@@ -2,7 +2,7 @@ import pytest
 
 from appzoo.blip_retrieval.model.tokenizer import build_wordpiece_vocab, create_tokenizer, pre_caption
 
-from conftest import real_vocab_path
+from blip_model_helpers import real_vocab_path
 
 
 def test_pre_caption_matches_official_rules():
