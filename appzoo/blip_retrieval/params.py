@@ -40,6 +40,8 @@ SCHEMA = ParamSchema([
     Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
     Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),
     Param("negative_all_rank", bool, False, "sample ITM hard negatives from all ranks"),
+    Param("itc_idx_targets", bool, False, "ITC positives by image idx (ALBEF/LAVIS); false = identity targets, "
+          "which is what the released official code computes"),
     # optimisation
     Param("batch_size_train", int, None, "micro batch per rank", min=1, default_from=_by_vit(32, 16, 32, 32)),
     Param("batch_size_test", int, None, "evaluation batch per rank", min=1, default_from=_by_vit(64, 32, 64, 64)),

@@ -128,4 +128,5 @@ def config_from_params(cfg, vocab_size):
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],
+        itc_idx_targets=bool(cfg.get("itc_idx_targets", False)),
     )
