@@ -103,13 +103,17 @@ class RetrievalTrainDataset(_ImageReading, Dataset):
         return len(self.annotation)
 
     def get_with_skips(self, index):
-        for n_bad in range(min(MAX_CONSECUTIVE_BAD, len(self))):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index %= len(self)
+        tries = min(MAX_CONSECUTIVE_BAD, len(self))
+        for n_bad in range(tries):
             ann = self.annotation[(index + n_bad) % len(self)]
             image = self._try_image(ann["image"])
             if image is not None:
                 sample = (self.transform(image), pre_caption(ann["caption"], self.max_words), self.img_ids[ann["image_id"]])
                 return sample, n_bad
-        raise UserError(f"{MAX_CONSECUTIVE_BAD} bad images in a row from entry {index} under '{self.image_root}'")
+        raise UserError(f"{tries} bad images in a row from train entry {index} under image_root '{self.image_root}'")
 
     def __getitem__(self, index):
         sample, n_bad = self.get_with_skips(index)
