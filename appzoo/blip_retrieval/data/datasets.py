@@ -6,7 +6,7 @@ Train entries: `{"image", "caption": str, "image_id"}` (official) or `{"image", 
 Bad images: by default the first unreadable image raises UserError naming its path. With
 `skip_bad_images=True` a train sample whose image is bad is replaced by the next good sample (batch shapes
 and step counts stay equal on every rank) and an eval image is dropped (its index is missing from the
-batch); each skip is counted. `get_with_skips(i) -> (sample or None, n_skipped)` carries the count out of
+batch); each skip is counted. `get_with_skips(i) -> (sample or None, 1 if entry i was skipped else 0)` carries the count out of
 DataLoader workers; the loaders in loaders.py sum it in the main process.
 """
 import io
@@ -112,7 +112,7 @@ class RetrievalTrainDataset(_ImageReading, Dataset):
             image = self._try_image(ann["image"])
             if image is not None:
                 sample = (self.transform(image), pre_caption(ann["caption"], self.max_words), self.img_ids[ann["image_id"]])
-                return sample, n_bad
+                return sample, int(n_bad > 0)  # one skipped sample: entry `index` itself
         raise UserError(f"{tries} bad images in a row from train entry {index} under image_root '{self.image_root}'")
 
     def __getitem__(self, index):

@@ -89,7 +89,7 @@ def test_skip_bad_images_substitutes_next_train_sample_and_counts(tmp_path, imag
     ])
     ds = RetrievalTrainDataset(ann, image_root, T, skip_bad_images=True)
     sample, skipped = ds.get_with_skips(0)
-    assert sample[1:] == ("good", 2) and skipped == 2
+    assert sample[1:] == ("good", 2) and skipped == 1
     assert ds[1][1] == "good" and ds.skipped.count == 1
 
 
