@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from appzoo.blip_retrieval.data import _io
+from easyretrieval import fileio
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset, RetrievalTrainDataset
 from appzoo.blip_retrieval.data.synthetic import VERSION as SYNTHETIC_VERSION
 from appzoo.blip_retrieval.data.transforms import create_transform
@@ -57,8 +57,8 @@ def _file_names(config, split):
 
 
 def _annotation_path(config, ann_root, name):
-    path = _io.join(ann_root, name) if ann_root else name
-    if _io.exists(path):
+    path = fileio.join(ann_root, name) if ann_root else name
+    if fileio.exists(path):
         return path
     if config.dataset == "flickr" and name in DEFAULT_FILES["flickr"].values():
         from easyretrieval.modelzoo import resolve  # downloads once per node under a file lock

@@ -1,4 +1,4 @@
-"""Retrieval datasets as official BLIP (flickr30k_train / flickr30k_retrieval_eval), reading through _io.
+"""Retrieval datasets as official BLIP (flickr30k_train / flickr30k_retrieval_eval), reading through fileio.
 
 Train entries: `{"image", "caption": str, "image_id"}` (official) or `{"image", "caption": [str, ...]}`
 (one sample per caption; image_id = the image path when absent). Eval entries: `{"image", "caption": [...]}`.
@@ -6,8 +6,8 @@ Train entries: `{"image", "caption": str, "image_id"}` (official) or `{"image", 
 Bad images: by default the first unreadable image raises UserError naming its path. With
 `skip_bad_images=True` a train sample whose image is bad is replaced by the next good sample (batch shapes
 and step counts stay equal on every rank) and an eval image is dropped (its index is missing from the
-batch); each skip is counted. `get_with_skips(i) -> (sample or None, 1 if entry i was skipped else 0)` carries the count out of
-DataLoader workers; the loaders in loaders.py sum it in the main process.
+batch); each skip is counted. `get_with_skips(i) -> (sample or None, 1 if entry i was skipped else 0)`
+carries the count out of DataLoader workers; the loaders in loaders.py sum it in the main process.
 """
 import io
 import json
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PIL import Image
 from torch.utils.data import Dataset
 
-from appzoo.blip_retrieval.data import _io
+from easyretrieval import fileio
 from appzoo.blip_retrieval.model.tokenizer import pre_caption
 from easyretrieval.errors import UserError
 
@@ -26,9 +26,11 @@ MAX_CONSECUTIVE_BAD = 100  # a train sample gives up after this many bad images 
 def load_annotation(path):
     """The JSON list in `path`; UserError naming the file when it is missing or malformed."""
     try:
-        raw = _io.read_bytes(path)
+        raw = fileio.read_bytes(path)
     except FileNotFoundError:
         raise UserError(f"annotation file '{path}' not found") from None
+    except OSError as e:
+        raise UserError(f"cannot read annotation file '{path}': {e}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -52,7 +54,7 @@ def expand_train_entries(entries):
 
 def read_image(path):
     """RGB PIL image from `path` (local or remote); any failure -> OSError-like exception."""
-    image = Image.open(io.BytesIO(_io.read_bytes(path)))
+    image = Image.open(io.BytesIO(fileio.read_bytes(path)))
     return image.convert("RGB")  # forces the full decode, so a truncated file fails here
 
 
@@ -70,7 +72,7 @@ class _ImageReading:
     skip_bad_images: bool
 
     def _try_image(self, rel_path):
-        path = _io.join(self.image_root, rel_path)
+        path = fileio.join(self.image_root, rel_path)
         try:
             return read_image(path)
         except Exception as e:  # noqa: BLE001 - every decode/read failure is reported the same way

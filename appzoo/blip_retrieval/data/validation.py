@@ -9,7 +9,7 @@ import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
-from appzoo.blip_retrieval.data import _io
+from easyretrieval import fileio
 from appzoo.blip_retrieval.data.datasets import load_annotation, read_image
 from easyretrieval.errors import UserError
 
@@ -73,7 +73,7 @@ def _image_problems(image_root, images, decode, workers):
 
     def check(item):
         label, rel = item
-        path = _io.join(image_root, rel)
+        path = fileio.join(image_root, rel)
         if decode:
             try:
                 read_image(path)
@@ -82,7 +82,7 @@ def _image_problems(image_root, images, decode, workers):
             except Exception as e:  # noqa: BLE001 - any decode failure is a problem of this entry
                 return label, f"image '{rel}' cannot be decoded: {type(e).__name__}: {e}"
             return None
-        if not _io.exists(path):
+        if not fileio.exists(path):
             return label, f"image '{rel}' not found under image_root '{image_root}'"
         return None
 
@@ -121,7 +121,7 @@ def validate_annotations(files, image_root, kind, decode=False, check_images=Tru
                     seen.add(entry["image"])
                     to_check.append((_label(path, i), entry["image"]))
     if check_images and to_check:
-        workers = 16 if _io.is_remote(image_root) or decode else 1
+        workers = 16 if fileio.is_oss(image_root) or decode else 1
         problems += [f"{label}: {p}" for label, p in _image_problems(image_root, to_check, decode, workers)]
     if problems:
         listed = "; ".join(problems[:MAX_LISTED])
