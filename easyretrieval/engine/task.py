@@ -1,0 +1,47 @@
+"""What an app hands the engine: a TrainTask (build the model, iterate data, one step, evaluate, export).
+
+The engine (trainer, checkpoints, export) only talks to this interface, so it never imports an app.
+Every method is called on every rank.
+"""
+from typing import Dict, Iterable, Mapping
+
+import torch
+
+
+class TrainTask:
+    """Subclass and implement the abstract methods; the defaults suit a plain model."""
+
+    def build_model(self) -> torch.nn.Module:
+        """The model, built the same way on every rank (weights loaded, momentum copies made)."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self) -> int:
+        """Micro batches per epoch on this rank (equal on every rank)."""
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int, start_step: int) -> Iterable:
+        """The micro batches of `epoch` from index `start_step` on (mid-epoch resume skips the others
+        without loading them); the order must be a function of (seed, epoch) only."""
+        raise NotImplementedError
+
+    def training_step(self, engine, batch, epoch: int, step: int, steps_per_epoch: int) -> Dict[str, torch.Tensor]:
+        """Forward one micro batch through `engine`; returns {'loss': scalar to backward, other scalars to log}."""
+        raise NotImplementedError
+
+    def after_optimizer_step(self, engine) -> None:
+        """Called after each optimizer step (e.g. clamp a parameter's fp32 master copy)."""
+
+    def evaluate(self, engine, epoch: int) -> Dict[str, Mapping[str, float]]:
+        """{split: {metric: value}}, equal on every rank; {} when there is nothing to evaluate."""
+        return {}
+
+    def rank_state(self, model) -> dict:
+        """Rank-local state an exact resume needs beyond DeepSpeed's checkpoint (e.g. fp32 EMA shadows)."""
+        return {}
+
+    def load_rank_state(self, model, state: dict) -> None:
+        """Restore what `rank_state` returned."""
+
+    def export_layout(self, state_dict: Dict[str, torch.Tensor]) -> object:
+        """The object saved as an exported checkpoint (default: the official `{'model': state_dict}`)."""
+        return {"model": state_dict}
