@@ -4,6 +4,7 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
+import contextlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -67,13 +68,39 @@ class FitResult:
     final_path: Optional[str]
 
 
+@contextlib.contextmanager
+def _scalar_safe_broadcast():
+    """DeepSpeed's initial broadcast views each parameter as bytes, which fails on 0-dim parameters (BLIP's
+    `temp`). While the engine is built, they are broadcast as 1-element views of the same storage."""
+    from deepspeed.runtime.engine import DeepSpeedEngine
+
+    original = DeepSpeedEngine._broadcast_model
+
+    def broadcast(self):
+        scalars = [p for p in self.module.parameters() if p.dim() == 0]
+        for p in scalars:
+            p.data = p.data.reshape(1)
+        try:
+            original(self)
+        finally:
+            for p in scalars:
+                p.data = p.data.reshape(())
+
+    DeepSpeedEngine._broadcast_model = broadcast
+    try:
+        yield
+    finally:
+        DeepSpeedEngine._broadcast_model = original
+
+
 def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
     """deepspeed.initialize with torch AdamW (official optimizer) over the trainable parameters."""
     import deepspeed
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    with _scalar_safe_broadcast():
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine
 
 
@@ -207,7 +234,8 @@ class Trainer:
             engine.backward(out["loss"])
             boundary = engine.is_gradient_accumulation_boundary()
             engine.step()
-            values = {k: float(v.detach().item()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
+            logged = {k: v for k, v in out.items() if k != "loss"} or out  # the task's parts, else the loss
+            values = {k: float(v.detach().item()) if torch.is_tensor(v) else float(v) for k, v in logged.items()}
             values["lr"] = lr
             means.update(values)
             state.step_in_epoch = i + 1

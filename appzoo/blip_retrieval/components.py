@@ -1,0 +1,82 @@
+"""Building blocks every mode of the app shares: tokenizer, model, datasets, evaluator.
+
+Each function takes the resolved parameters (and paths / ranks) and returns one object.
+"""
+import os
+
+from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.errors import UserError
+
+VOCAB_FILE = "vocab.txt"  # tokenizer=build writes the vocab here, in output_dir
+
+
+def vocab_candidates(config, output_dir):
+    """Where a vocab built by tokenizer=build may be: this run's output_dir, then beside `pretrained`."""
+    paths = [os.path.join(output_dir, VOCAB_FILE)]
+    if config.pretrained and os.path.exists(config.pretrained):
+        paths.append(os.path.join(os.path.dirname(os.path.abspath(config.pretrained)), VOCAB_FILE))
+    return paths
+
+
+def create_app_tokenizer(config, output_dir, dist: DistInfo, train_dataset=None):
+    """BLIP's tokenizer from `tokenizer=` (modelzoo name, URL, path) or, for 'build', a WordPiece vocab
+    trained on the training captions once (rank 0) and kept in output_dir so resume/evaluate reuse it."""
+    from appzoo.blip_retrieval.model import build_wordpiece_vocab, create_tokenizer
+
+    if config.tokenizer != "build":
+        from easyretrieval.modelzoo import resolve
+
+        return create_tokenizer(resolve(config.tokenizer))
+    for path in vocab_candidates(config, output_dir):
+        if os.path.isfile(path):
+            return create_tokenizer(path)
+    if train_dataset is None:
+        raise UserError(
+            f"tokenizer=build: no {VOCAB_FILE} in output_dir '{output_dir}' or beside pretrained=; "
+            "evaluate/predict need the vocab the training run built (or tokenizer=<vocab>)"
+        )
+    path = os.path.join(output_dir, VOCAB_FILE)
+    if dist.is_main:
+        build_wordpiece_vocab([ann["caption"] for ann in train_dataset.annotation], path,
+                              max_words=config.max_words)
+    barrier()
+    return create_tokenizer(path)
+
+
+def create_app_model(config, tokenizer, verbose: bool):
+    """BlipRetrieval from the parameters, with `pretrained=` loaded (the load report printed on rank 0)."""
+    from appzoo.blip_retrieval.model import config_from_params, create_model
+
+    model = create_model(config_from_params(config, len(tokenizer)), tokenizer)
+    if config.pretrained:
+        from appzoo.blip_retrieval.model.checkpoint import load_pretrained
+        from easyretrieval.modelzoo import resolve
+
+        report = load_pretrained(model, resolve(config.pretrained))
+        if verbose:
+            print(f"[easyretrieval] pretrained={config.pretrained}: {report.summary()}", flush=True)
+    return model
+
+
+def eval_splits(config):
+    splits = [s.strip() for s in config.eval_splits.split(",") if s.strip()]
+    bad = [s for s in splits if s not in ("val", "test")]
+    if bad:
+        raise UserError(f"eval_splits: {', '.join(bad)} not one of val, test")
+    return splits
+
+
+def create_evaluator(config, dist: DistInfo, device):
+    from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
+
+    return RetrievalEvaluator(config.k_test, config.batch_size_test, precision=config.eval_precision,
+                              device=device, dist=dist, timeout_s=config.collective_timeout,
+                              progress=dist.is_main, num_workers=config.num_workers)
+
+
+def format_recall(split, metrics) -> str:
+    """A two-line recall table of one split."""
+    m = metrics
+    return (f"{split}: text retrieval  R@1 {m['txt_r1']:6.2f}  R@5 {m['txt_r5']:6.2f}  R@10 {m['txt_r10']:6.2f}\n"
+            f"{split}: image retrieval R@1 {m['img_r1']:6.2f}  R@5 {m['img_r5']:6.2f}  R@10 {m['img_r10']:6.2f}"
+            f"   r_mean {m['r_mean']:6.2f}")

@@ -1,0 +1,70 @@
+"""The blip_retrieval training task handed to the core engine (official train_retrieval.py semantics)."""
+import torch
+
+from easyretrieval.engine.schedule import alpha_at
+from easyretrieval.engine.task import TrainTask
+
+
+class BlipRetrievalTask(TrainTask):
+    """Train ITC + ITM on `train_dataset`; evaluate `eval_datasets` ({split: dataset}) after every epoch."""
+
+    def __init__(self, config, tokenizer, train_dataset, eval_datasets, evaluator, device, dist, seed):
+        from appzoo.blip_retrieval.data import create_train_loader
+
+        self.config = config
+        self.tokenizer = tokenizer
+        self.eval_datasets = eval_datasets
+        self.evaluator = evaluator
+        self.device = device
+        self.dist = dist
+        self.loader = create_train_loader(
+            train_dataset, config.batch_size_train, dist, num_workers=config.num_workers,
+            pin_memory=config.pin_memory, persistent_workers=config.persistent_workers, seed=seed,
+        )
+        self.last_results = {}
+
+    def build_model(self):
+        from appzoo.blip_retrieval.components import create_app_model
+
+        return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
+
+    def steps_per_epoch(self):
+        return len(self.loader)
+
+    def train_batches(self, epoch, start_step):
+        sampler = self.loader.sampler
+        sampler.set_epoch(epoch)
+        sampler.set_start_index(start_step * self.config.batch_size_train)
+        for image, caption, idx in self.loader:
+            yield image.to(self.device, non_blocking=True), list(caption), idx.to(self.device, non_blocking=True)
+
+    def training_step(self, engine, batch, epoch, step, steps_per_epoch):
+        image, caption, idx = batch
+        alpha = alpha_at(epoch, step, steps_per_epoch, self.config.alpha)
+        loss_ita, loss_itm = engine(image, caption, alpha=alpha, idx=idx)
+        return {"loss": loss_ita + loss_itm, "loss_itm": loss_itm, "loss_ita": loss_ita}
+
+    def after_optimizer_step(self, engine):
+        """Clamp temp's fp32 master copy, so the official in-forward clamp holds under ZeRO / half precision."""
+        from deepspeed.utils import safe_get_full_fp32_param, safe_set_full_fp32_param
+
+        model = engine.module
+        master = safe_get_full_fp32_param(model.temp)  # a collective under ZeRO-3: every rank calls it
+        if master is None:
+            return
+        clamped = master.clamp(model.config.temp_min, model.config.temp_max)
+        if not torch.equal(clamped, master):
+            safe_set_full_fp32_param(model.temp, clamped)
+
+    def evaluate(self, engine, epoch):
+        results = {}
+        for split, dataset in self.eval_datasets.items():
+            results[split] = self.evaluator.evaluate(engine.module, dataset)
+        self.last_results = results
+        return {split: dict(result.metrics) for split, result in results.items()}
+
+    def rank_state(self, model):
+        return {"momentum_shadow": model.momentum_state_dict()}
+
+    def load_rank_state(self, model, state):
+        model.load_momentum_state_dict(state["momentum_shadow"])
