@@ -7,7 +7,7 @@ from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset, RetrievalT
 from appzoo.blip_retrieval.data.transforms import create_transform
 from easyretrieval.errors import UserError
 
-from conftest import write_json
+from data_helpers import write_json
 
 T = create_transform(16, train=False)
 

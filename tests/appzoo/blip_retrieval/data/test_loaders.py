@@ -10,7 +10,7 @@ from appzoo.blip_retrieval.data.transforms import create_transform
 from easyretrieval.distributed import DistInfo
 from easyretrieval.errors import UserError
 
-from conftest import write_jpeg, write_json
+from data_helpers import write_jpeg, write_json
 
 T = create_transform(8, train=False)
 

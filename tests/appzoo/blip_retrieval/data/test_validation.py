@@ -7,7 +7,7 @@ from easyretrieval.cli import main as cli_main
 from easyretrieval.errors import UserError
 from easyretrieval.registry import COMMANDS, register_command
 
-from conftest import write_json
+from data_helpers import write_json
 
 
 def _fails(files, image_root, kind, **kw):

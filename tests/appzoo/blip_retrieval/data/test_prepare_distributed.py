@@ -1,0 +1,37 @@
+"""prepare_data on two real CPU ranks (torchrun, gloo): local rank 0 generates, the other waits at the barrier;
+the eval images are then split between the ranks without gaps or duplicates."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prepare_worker.py")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_share_one_generation_and_split_eval_images(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    syn, out = str(tmp_path / "syn"), str(tmp_path / "rank")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), WORKER, syn, out]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, never leaving a rank behind
+            proc.wait()
+    assert proc.returncode == 0, stderr[-3000:]
+    r0, r1 = (json.load(open(f"{out}{r}.json")) for r in (0, 1))
+    assert r0["image_root"] == r1["image_root"] == os.path.join(syn, "v1_seed0", "images")
+    assert r0["indices"] == list(range(50)) and r1["indices"] == list(range(50, 100))
+    assert os.listdir(syn) == ["v1_seed0"]  # one complete dataset, no temporary folders left behind
