@@ -1,0 +1,108 @@
+"""The engine with a real DeepSpeed engine: ZeRO stages vs one process, exact resume after SIGKILL (also
+during a save), keep_last, offline export, and two torchrun "nodes" on 127.0.0.1."""
+import os
+
+import pytest
+import torch
+
+from launch import load_result, run_toy, run_toy_two_nodes
+
+from easyretrieval.engine.checkpointing import TMP_PREFIX, list_complete
+from easyretrieval.engine.export import consolidate_checkpoint, export_command
+
+TRAINABLE = ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias")
+FROZEN = ("net_m.0.weight", "net_m.0.bias", "net_m.2.weight", "net_m.2.bias")
+
+
+def assert_same_tensors(a, b, keys, atol):
+    for key in keys:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=lambda m: f"{key}: {m}")
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    """fp32, no ZeRO, one process with the global batch (2 ranks x 4)."""
+    out = tmp_path_factory.mktemp("single")
+    run_toy(out, "--stage", 0, "--batch", 8, nproc=1)
+    return load_result(out)
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_zero_stage_matches_single_process(tmp_path, single_process, stage):
+    run_toy(tmp_path, "--stage", stage, "--batch", 4)
+    result = load_result(tmp_path)
+    assert len(result["losses"]) == len(single_process["losses"]) == 16
+    torch.testing.assert_close(torch.tensor(result["losses"]), torch.tensor(single_process["losses"]),
+                               atol=1e-5, rtol=1e-5)
+    assert result["losses"][-1] < 0.5 * result["losses"][0]  # it learns
+    assert_same_tensors(result["state_dict"], single_process["state_dict"], TRAINABLE + FROZEN, atol=1e-5)
+    initial = torch.load(os.path.join(tmp_path, "checkpoint_best.pth"), weights_only=False)["model"]
+    assert set(initial) == set(result["state_dict"])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """ZeRO-3, 2 ranks, random noise in every step (RNG state matters), checkpoint every 3 steps."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    run_toy(out, "--stage", 3, "--save_steps", 3, "--noise", 0.1)
+    return out
+
+
+def _assert_same_run(out, reference):
+    for rank in (0, 1):
+        a, b = load_result(out, rank), load_result(reference, rank)
+        assert a["losses"] == b["losses"]
+        assert_same_tensors(a["state_dict"], b["state_dict"], list(b["state_dict"]), atol=0)
+    with open(os.path.join(out, "log.txt")) as f, open(os.path.join(reference, "log.txt")) as g:
+        assert f.read() == g.read()
+
+
+def test_resume_after_sigkill_mid_epoch_is_exact(tmp_path, uninterrupted):
+    killed = run_toy(tmp_path, "--stage", 3, "--save_steps", 3, "--noise", 0.1, "--kill_after_step", 5,
+                     check=False)
+    assert killed.returncode != 0
+    assert [step for step, _ in list_complete(os.path.join(tmp_path, "checkpoints"))] == [3]
+    resumed = run_toy(tmp_path, "--stage", 3, "--save_steps", 3, "--noise", 0.1, "--resume", "auto")
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    _assert_same_run(tmp_path, uninterrupted)
+
+
+def test_sigkill_during_save_leaves_previous_checkpoint_usable(tmp_path, uninterrupted):
+    killed = run_toy(tmp_path, "--stage", 3, "--save_steps", 3, "--noise", 0.1, "--kill_in_save", 6, check=False)
+    assert killed.returncode != 0
+    root = os.path.join(tmp_path, "checkpoints")
+    assert any(name.startswith(TMP_PREFIX) for name in os.listdir(root))  # the half-written save
+    assert [step for step, _ in list_complete(root)] == [3]
+    run_toy(tmp_path, "--stage", 3, "--save_steps", 3, "--noise", 0.1, "--resume", "auto")
+    assert not any(name.startswith(TMP_PREFIX) for name in os.listdir(root))
+    _assert_same_run(tmp_path, uninterrupted)
+
+
+def test_keep_last_bounds_checkpoints(uninterrupted):
+    steps = [step for step, _ in list_complete(os.path.join(uninterrupted, "checkpoints"))]
+    assert steps == [15, 16]  # keep_last=2 of 3, 6, 8 (epoch end), 9, 12, 15, 16 (epoch end)
+
+
+@pytest.mark.parametrize("stage", [1, 3])
+def test_export_from_checkpoint_equals_live_weights(tmp_path, stage, capsys):
+    run_toy(tmp_path, "--stage", stage, "--batch", 4, "--epochs", 1)
+    live = load_result(tmp_path)["state_dict"]
+    output = os.path.join(tmp_path, "exported.pth")
+    assert export_command([str(tmp_path), "--output", output]) == 0
+    exported = torch.load(output, weights_only=False)["model"]
+    assert list(exported) == list(live)
+    assert_same_tensors(exported, live, list(live), atol=0)
+    final = torch.load(os.path.join(tmp_path, "checkpoint_final.pth"), weights_only=False)["model"]
+    assert_same_tensors(final, live, list(live), atol=0)
+    step_dir = list_complete(os.path.join(tmp_path, "checkpoints"))[-1][1]
+    assert_same_tensors(consolidate_checkpoint(step_dir), live, list(live), atol=0)
+
+
+def test_two_nodes_train_like_one_node_with_two_ranks(tmp_path):
+    one_node, two_nodes = tmp_path / "one", tmp_path / "two"
+    run_toy(one_node, "--stage", 2, "--epochs", 1, "--noise", 0.1)
+    run_toy_two_nodes(two_nodes, "--stage", 2, "--epochs", 1, "--noise", 0.1)
+    for rank in (0, 1):
+        a, b = load_result(one_node, rank), load_result(two_nodes, rank)
+        assert a["losses"] == b["losses"]
+        assert_same_tensors(a["state_dict"], b["state_dict"], list(a["state_dict"]), atol=0)
