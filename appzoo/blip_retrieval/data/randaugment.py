@@ -111,19 +111,19 @@ def warp_affine(img, matrix, fill):
 
 
 def shear_x(img, factor, fill=(0, 0, 0)):
-    return warp_affine(img, [[1, factor, 0], [0, 1, 0]], fill)
+    return warp_affine(img, np.float32([[1, factor, 0], [0, 1, 0]]), fill)  # float32 as official
 
 
 def shear_y(img, factor, fill=(0, 0, 0)):
-    return warp_affine(img, [[1, 0, 0], [factor, 1, 0]], fill)
+    return warp_affine(img, np.float32([[1, 0, 0], [factor, 1, 0]]), fill)
 
 
 def translate_x(img, offset, fill=(0, 0, 0)):
-    return warp_affine(img, [[1, 0, -offset], [0, 1, 0]], fill)
+    return warp_affine(img, np.float32([[1, 0, -offset], [0, 1, 0]]), fill)
 
 
 def translate_y(img, offset, fill=(0, 0, 0)):
-    return warp_affine(img, [[1, 0, 0], [0, 1, -offset]], fill)
+    return warp_affine(img, np.float32([[1, 0, 0], [0, 1, -offset]]), fill)
 
 
 def rotate(img, degree, fill=(0, 0, 0)):

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from easyretrieval import fileio
 from appzoo.blip_retrieval.data.datasets import load_annotation, read_image
+from appzoo.blip_retrieval.model.tokenizer import pre_caption
 from easyretrieval.errors import UserError
 
 MAX_LISTED = 10
@@ -22,6 +23,8 @@ def _caption_problem(caption):
         return f"caption must be a string, got {type(caption).__name__}"
     if not caption.strip():
         return "empty caption"
+    if not pre_caption(caption):
+        return f"caption '{caption}' is empty once punctuation is removed"
     return None
 
 

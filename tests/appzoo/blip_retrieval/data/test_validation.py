@@ -71,10 +71,12 @@ def test_eval_caption_must_be_a_list(tmp_path, image_root):
 def test_empty_captions(tmp_path, image_root):
     path = write_json(str(tmp_path / "t.json"), [{"image": "a.jpg", "caption": "  "},
                                                  {"image": "b.jpg", "caption": []},
-                                                 {"image": "b.jpg", "caption": ["fine", ""]}])
+                                                 {"image": "b.jpg", "caption": ["fine", ""]},
+                                                 {"image": "b.jpg", "caption": ".!"}])
     message = _fails({"train": path}, image_root, "train")
     assert "t.json[0]: empty caption" in message and "t.json[1]: empty caption list" in message
     assert "t.json[2]: caption 1: empty caption" in message
+    assert "t.json[3]: caption '.!' is empty once punctuation is removed" in message
 
 
 def test_missing_image(tmp_path, image_root):
