@@ -22,6 +22,7 @@ SCHEMA = ParamSchema([
     Param("image_size", int, 384, "input resolution (a multiple of 16)", min=16),
     Param("max_words", int, 30, "captions are cut to this many words, as official pre_caption", min=1),
     Param("skip_bad_images", bool, False, "skip and count unreadable images instead of failing"),
+    Param("verify_images", bool, False, "before starting, fully decode every image (slower; finds corrupt files early)"),
     Param("num_workers", int, 4, "data-loader worker processes per rank", min=0),
     Param("pin_memory", bool, True, "pin host memory for faster GPU copies"),
     Param("persistent_workers", bool, True, "keep loader workers alive between epochs"),

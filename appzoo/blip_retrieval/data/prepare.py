@@ -55,12 +55,15 @@ def _check(found, splits, decode_images):
     return None
 
 
-def prepare_data(config, dist: DistInfo = DistInfo(), splits=SPLITS, barrier_fn=barrier, decode_images=False):
+def prepare_data(config, dist: DistInfo = DistInfo(), splits=SPLITS, barrier_fn=barrier, decode_images=None):
     """Generate synthetic data (once per node) and check every annotation file of `splits`.
 
+    Images are checked for presence, or fully decoded with `decode_images` (default: config.verify_images).
     Returns the DataFiles (image root and annotation paths). Raises UserError listing the problems. With
     an initialised process group only local rank 0 of each node checks; without one every rank does.
     """
+    if decode_images is None:
+        decode_images = bool(config.get("verify_images", False))
     if config.dataset == "synthetic":
         _make_synthetic_once(config, dist, barrier_fn)
     problem, found = None, None

@@ -132,3 +132,13 @@ def test_custom_oss_reads_images_and_annotations_from_oss_in_workers(oss):
     idx = torch.cat([i for _, i in batches])
     assert idx.tolist() == list(range(6)) and batches[0][0].shape == (2, 3, 16, 16)
     assert batches[-1][0][1, 0].mean() > batches[0][0][0, 0].mean()  # redder images later: real pixels came back
+
+
+def test_verify_images_decodes_every_image_before_starting(tmp_path, image_root):
+    jpg = os.path.join(image_root, "sub", "c.jpg")
+    open(jpg, "wb").write(open(jpg, "rb").read()[:60])
+    write_json(str(tmp_path / "ann" / "test.json"), [{"image": "sub/c.jpg", "caption": ["blue"]}])
+    cfg = _config(dataset="custom", image_root=image_root, ann_root=str(tmp_path / "ann"), test_file="test.json")
+    prepare_data(cfg, splits=("test",))  # presence only
+    with pytest.raises(UserError, match=r"test.json\[0\]: image 'sub/c.jpg' cannot be decoded"):
+        prepare_data(_config(**{**cfg, "verify_images": True}), splits=("test",))
