@@ -34,6 +34,8 @@ class EvalComm:
         counts = [torch.zeros_like(count) for _ in range(self.world_size)]
         dist.all_gather(counts, count, group=self.group)
         counts = [int(c) for c in counts]
+        if max(counts) == 0 or 0 in local.shape[1:]:
+            return local.new_zeros((sum(counts),) + tuple(local.shape[1:])).to(out_device)  # nothing to send
         padded = local.new_zeros((max(counts),) + tuple(local.shape[1:]))
         padded[: local.shape[0]] = local
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]

@@ -8,6 +8,7 @@ score of a re-ranked candidate is its ITM positive logit + its ITC similarity, -
 (official). Only top-k indices and scores travel between ranks; each rank keeps only its own images'
 embeddings (in the compute dtype, on the device when they fit). Metrics: metrics.itm_eval_topk.
 """
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -61,6 +62,17 @@ def _sorted_topk(index: torch.Tensor, score: torch.Tensor) -> TopK:
     index, score = index.gather(1, order), score.gather(1, order)
     order = torch.argsort(score, dim=1, descending=True, stable=True)
     return TopK(index.gather(1, order).numpy(), score.gather(1, order).numpy())
+
+
+@dataclass
+class TwoStageScores:
+    i2t: TopK
+    t2i: TopK
+    image_feat: torch.Tensor  # [N_img, D] ITC features (zeros for missing images)
+    text_feat: torch.Tensor   # [N_txt, D]
+    present: torch.Tensor     # [N_img] bool: the image was read
+    timings: Dict[str, float]
+    stats: Dict[str, int]
 
 
 class _Progress:
@@ -117,20 +129,30 @@ class RetrievalEvaluator:
         model = unwrap(model)
         if self._comm is None:
             self._comm = EvalComm(self.timeout_s)
-        device = self.device or next(model.parameters()).device
-        if self.precision != "fp32" and device.type != "cuda":
-            raise UserError(f"eval_precision={self.precision} needs a GPU; use eval_precision=fp32 on CPU")
+        device = self._device(model)
         if image_loader is None:
             from appzoo.blip_retrieval.data import create_eval_image_loader
 
             image_loader = create_eval_image_loader(dataset, self.batch_size, self.dist, num_workers=self.num_workers)
+        with self.inference(model, device):
+            return self._evaluate(model, dataset, image_loader, device)
+
+    @contextlib.contextmanager
+    def inference(self, model, device):
+        """Eval mode (train mode restored after), no grad, ZeRO-3 parameters gathered, autocast."""
         was_training = model.training
         model.eval()
         try:
             with gathered_for_inference(model), torch.no_grad(), self._autocast(device):
-                return self._evaluate(model, dataset, image_loader, device)
+                yield
         finally:
             model.train(was_training)
+
+    def _device(self, model):
+        device = self.device or next(model.parameters()).device
+        if self.precision != "fp32" and device.type != "cuda":
+            raise UserError(f"eval_precision={self.precision} needs a GPU; use eval_precision=fp32 on CPU")
+        return device
 
     def save(self, result: EvalResult, output_dir: str, split: str):
         """Metrics JSON, top-k rankings npz and timings JSON of `split` (main rank only); returns paths."""
@@ -147,11 +169,27 @@ class RetrievalEvaluator:
         return torch.autocast(device.type, dtype=PRECISIONS[self.precision])
 
     def _evaluate(self, model, dataset, image_loader, device) -> EvalResult:
-        comm, timings, t_start = self._comm, {}, time.perf_counter()
+        t_start = time.perf_counter()
         texts, num_images = list(dataset.text), len(dataset)
         if not texts or num_images == 0:
             raise UserError(f"cannot evaluate: {len(texts)} captions and {num_images} images")
+        scored = self.two_stage(model, texts, image_loader, num_images, device, self.k_test, self.k_test)
+        present = scored.present
+        txt2img = {t: (img if bool(present[img]) else -1) for t, img in dataset.txt2img.items()}
+        img2txt = {i: (list(ts) if bool(present[i]) else []) for i, ts in dataset.img2txt.items()}
+        metrics = itm_eval_topk(scored.i2t.index, scored.i2t.score, scored.t2i.index, scored.t2i.score, txt2img, img2txt)
+        scored.timings["total_s"] = time.perf_counter() - t_start
+        return EvalResult(metrics, scored.i2t, scored.t2i, scored.timings, scored.stats)
 
+    def two_stage(self, model, texts, image_loader, num_images, device, k_i2t, k_t2i) -> "TwoStageScores":
+        """Official two-stage scores of images (from this rank's `image_loader` slice) and `texts`.
+
+        k_i2t / k_t2i: candidates re-ranked per image / per text (0 = skip that direction; clipped to the
+        gallery). Call inside `evaluate`'s context (eval mode, no grad, ZeRO-3 gathered) or equivalent.
+        """
+        comm = self._comm if self._comm is not None else EvalComm(self.timeout_s)
+        self._comm = comm
+        timings = {}
         tick = time.perf_counter()
         text_ids, text_atts = self._tokenize(model, texts)
         start, end = split_range(len(texts), comm.rank, comm.world_size)
@@ -168,10 +206,9 @@ class RetrievalEvaluator:
         timings["image_features_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        k_i, k_t = min(self.k_test, len(texts)), min(self.k_test, int(present.sum()))
+        k_i, k_t = min(k_i2t, len(texts)), min(k_t2i, int(present.sum()))
         i2t_sim, i2t_idx = self._topk(image_feat[local_index.to(device)], text_feat, k_i, None)
-        t_start_q, t_end_q = split_range(len(texts), comm.rank, comm.world_size)
-        t2i_sim, t2i_idx = self._topk(text_feat[t_start_q:t_end_q], image_feat, k_t, present.to(device))
+        t2i_sim, t2i_idx = self._topk(text_feat[start:end], image_feat, k_t, present.to(device))
         t2i_sim, t2i_idx = comm.gather_rows(t2i_sim), comm.gather_rows(t2i_idx)
         timings["itc_topk_s"] = time.perf_counter() - tick
 
@@ -182,7 +219,8 @@ class RetrievalEvaluator:
         pair_logit = self._rerank(model, plan, image_embeds, text_ids, text_atts, device)
         i2t_score = pair_logit[plan.i2t_pair] + i2t_sim.float().cpu()
         t2i_score = torch.zeros(t2i_idx.shape, dtype=torch.float32)
-        t2i_score[plan.t2i_rows, plan.t2i_cols] = pair_logit[plan.t2i_pair] + t2i_sim.float().cpu()[plan.t2i_rows, plan.t2i_cols]
+        rows, cols = plan.t2i_rows, plan.t2i_cols
+        t2i_score[rows, cols] = pair_logit[plan.t2i_pair] + t2i_sim.float().cpu()[rows, cols]
         timings["itm_rerank_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -192,20 +230,15 @@ class RetrievalEvaluator:
         i2t_rows_index[all_index] = comm.gather_rows(i2t_idx.cpu())
         i2t_rows_score[all_index] = comm.gather_rows(i2t_score)
         timings["gather_scores_s"] = time.perf_counter() - tick
-
-        i2t, t2i = _sorted_topk(i2t_rows_index, i2t_rows_score), _sorted_topk(t2i_idx.cpu(), t2i_score)
-        txt2img = {t: (img if bool(present[img]) else -1) for t, img in dataset.txt2img.items()}
-        img2txt = {i: (list(ts) if bool(present[i]) else []) for i, ts in dataset.img2txt.items()}
-        metrics = itm_eval_topk(i2t.index, i2t.score, t2i.index, t2i.score, txt2img, img2txt)
-        timings["total_s"] = time.perf_counter() - t_start
         stats = {
             "num_images": num_images, "num_texts": len(texts), "missing_images": int((~present).sum()),
             "k_i2t": k_i, "k_t2i": k_t, "world_size": comm.world_size,
-            "itm_pairs_this_rank": plan.num_pairs, "itm_pairs_official": (num_images + len(texts)) * self.k_test,
+            "itm_pairs_this_rank": plan.num_pairs, "itm_pairs_official": num_images * k_i + len(texts) * k_t,
             "image_embeds_bytes_this_rank": image_embeds.numel() * image_embeds.element_size(),
             "image_embeds_dtype": str(image_embeds.dtype).replace("torch.", ""),
         }
-        return EvalResult(metrics, i2t, t2i, timings, stats)
+        return TwoStageScores(_sorted_topk(i2t_rows_index, i2t_rows_score), _sorted_topk(t2i_idx.cpu(), t2i_score),
+                              image_feat.cpu(), text_feat.cpu(), present, timings, stats)
 
     def _tokenize(self, model, texts):
         ids, atts = [], []

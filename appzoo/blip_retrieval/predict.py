@@ -1,0 +1,201 @@
+"""Predict mode: rank a gallery for each query with the official two-stage scores, write JSONL.
+
+text -> image: gallery = images (a folder, an image file, or a JSON annotation file whose entries name
+"image"), queries = a text file (one query a line). image -> text: gallery = a text file, queries =
+images. ITC top-max(k_test, top_k) candidates, re-ranked by ITM (score = ITM positive logit + ITC
+similarity, as the evaluator); `predictions.jsonl` in output_dir holds one line per query:
+{"query_id", "query", "ranked_ids", "scores"}. With save_embeddings=True the normalised ITC embeddings
+are written as gallery_embeddings.npy / query_embeddings.npy (float32 rows) plus *_ids.json, for a
+vector index. Several ranks split the images (each encodes and re-ranks its share); rank 0 writes.
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from easyretrieval.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+@dataclass
+class Items:
+    kind: str            # "images" or "texts"
+    ids: List[str]       # image path relative to its folder / line number of a text
+    values: List[str]    # image paths to read / texts (as written)
+
+
+def _image_folder(path):
+    files = []
+    for folder, _dirs, names in os.walk(path):
+        files += [os.path.join(folder, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+    files.sort()
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{path}'")
+    return Items("images", [os.path.relpath(f, path) for f in files], files)
+
+
+def _annotation_images(path, image_root):
+    from easyretrieval import fileio
+    from appzoo.blip_retrieval.data.datasets import load_annotation
+
+    root = image_root or os.path.dirname(os.path.abspath(path))
+    ids = []
+    for n, entry in enumerate(load_annotation(path)):
+        name = entry.get("image") if isinstance(entry, dict) else entry
+        if not isinstance(name, str) or not name:
+            raise UserError(f"annotation file '{path}': entry {n} has no \"image\" path")
+        if name not in ids:
+            ids.append(name)
+    return Items("images", ids, [fileio.join(root, i) for i in ids])
+
+
+def _text_lines(path):
+    with open(path, encoding="utf-8") as handle:
+        lines = [(n + 1, line.strip()) for n, line in enumerate(handle)]
+    lines = [(n, text) for n, text in lines if text]
+    if not lines:
+        raise UserError(f"'{path}' holds no text (one query or gallery caption a line)")
+    return Items("texts", [str(n) for n, _ in lines], [text for _, text in lines])
+
+
+def read_items(path: str, image_root: str = "") -> Items:
+    """What `gallery=` / `queries=` names: an image folder, an image, a JSON annotation file, or text lines."""
+    if not path:
+        raise UserError("predict needs gallery=<images or text file> and queries=<text file or images>")
+    if os.path.isdir(path):
+        return _image_folder(path)
+    if not os.path.isfile(path):
+        raise UserError(f"'{path}' not found (give an image folder, an annotation .json or a text file)")
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return Items("images", [os.path.basename(path)], [path])
+    if path.lower().endswith(".json"):
+        return _annotation_images(path, image_root)
+    return _text_lines(path)
+
+
+class ImageFiles(Dataset):
+    """Images by path -> (transformed image, index); the item protocol of the eval image loader."""
+
+    def __init__(self, paths, transform):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def get_with_skips(self, index):
+        from appzoo.blip_retrieval.data.datasets import read_image
+
+        try:
+            image = read_image(self.paths[index])
+        except Exception as e:  # noqa: BLE001 - any read/decode failure is reported the same way
+            raise UserError(f"cannot read image '{self.paths[index]}': {type(e).__name__}: {e}") from None
+        return (self.transform(image), index), 0
+
+    def __getitem__(self, index):
+        return self.get_with_skips(index)[0]
+
+
+@dataclass
+class Rankings:
+    text_to_image: bool
+    index: np.ndarray        # [num_queries, top_k] gallery indices, best first (-1 = none)
+    score: np.ndarray        # [num_queries, top_k]
+    image_feat: np.ndarray   # [num_images, D] ITC embeddings
+    text_feat: np.ndarray    # [num_texts, D]
+
+
+def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top_k: int, num_workers=0,
+         max_words=30) -> Rankings:
+    """Two-stage rankings of the gallery for every query (all ranks call it together).
+
+    Texts are normalised as the training captions were (official pre_caption, max_words)."""
+    from appzoo.blip_retrieval.data import create_eval_image_loader, create_transform
+    from appzoo.blip_retrieval.model.tokenizer import pre_caption
+
+    device = evaluator._device(model)
+    dataset = ImageFiles(images.values, create_transform(model.config.vision.image_size, train=False))
+    loader = create_eval_image_loader(dataset, evaluator.batch_size, evaluator.dist, num_workers=num_workers)
+    k = max(evaluator.k_test, top_k)
+    with evaluator.inference(model, device):
+        scored = evaluator.two_stage(model, [pre_caption(t, max_words) for t in texts.values], loader, len(dataset), device,
+                                     k_i2t=0 if text_to_image else k, k_t2i=k if text_to_image else 0)
+    top = scored.t2i if text_to_image else scored.i2t
+    return Rankings(text_to_image, top.index[:, :top_k], top.score[:, :top_k], scored.image_feat.numpy(),
+                    scored.text_feat.numpy())
+
+
+def _write_atomic(path, write):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _npy_writer(array):
+    def write(tmp):
+        with open(tmp, "wb") as handle:
+            np.save(handle, array.astype(np.float32))
+    return write
+
+
+def _json_writer(obj):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle)
+    return write
+
+
+def write_outputs(rankings: Rankings, gallery: Items, queries: Items, output_dir: str, save_embeddings: bool):
+    """predictions.jsonl (and the embeddings); returns the JSONL path."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, PREDICTIONS_FILE)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for q, (qid, query) in enumerate(zip(queries.ids, queries.values)):
+                keep = rankings.index[q] >= 0
+                line = {"query_id": qid, "query": query if queries.kind == "texts" else qid,
+                        "ranked_ids": [gallery.ids[i] for i in rankings.index[q][keep]],
+                        "scores": [round(float(s), 6) for s in rankings.score[q][keep]]}
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    _write_atomic(path, write)
+    if save_embeddings:
+        image_side, text_side = rankings.image_feat, rankings.text_feat
+        gallery_feat, query_feat = (image_side, text_side) if rankings.text_to_image else (text_side, image_side)
+        for name, feat, items in (("gallery", gallery_feat, gallery), ("query", query_feat, queries)):
+            _write_atomic(os.path.join(output_dir, f"{name}_embeddings.npy"), _npy_writer(feat))
+            _write_atomic(os.path.join(output_dir, f"{name}_ids.json"), _json_writer(items.ids))
+    return path
+
+
+def run_predict(config, run) -> str:
+    """The app's predict mode: returns the path of predictions.jsonl (on every rank)."""
+    from appzoo.blip_retrieval.components import create_app_model, create_app_tokenizer, create_evaluator
+    from easyretrieval.distributed import barrier, device_for, init_distributed
+
+    gallery, queries = read_items(config.gallery, config.image_root), read_items(config.queries, config.image_root)
+    if gallery.kind == queries.kind:
+        raise UserError(f"gallery= and queries= are both {gallery.kind}: one must be images and the other a "
+                        "text file (text->image or image->text)")
+    info = run.dist
+    init_distributed(info, config.collective_timeout)
+    device = device_for(info)
+    tokenizer = create_app_tokenizer(config, run.output_dir, info)
+    model = create_app_model(config, tokenizer, verbose=info.is_main).to(device)
+    evaluator = create_evaluator(config, info, device)
+    text_to_image = gallery.kind == "images"
+    images, texts = (gallery, queries) if text_to_image else (queries, gallery)
+    rankings = rank(model, evaluator, images, texts, text_to_image, config.top_k, num_workers=config.num_workers,
+                    max_words=config.max_words)
+    path = os.path.join(run.output_dir, PREDICTIONS_FILE)
+    if info.is_main:
+        path = write_outputs(rankings, gallery, queries, run.output_dir, config.save_embeddings)
+        print(f"[easyretrieval] {len(queries.ids)} queries ranked against {len(gallery.ids)} "
+              f"{gallery.kind}: {path}", flush=True)
+    barrier()
+    return path
