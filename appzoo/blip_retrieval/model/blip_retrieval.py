@@ -4,8 +4,7 @@ Training: `loss_ita, loss_itm = model(image, caption, alpha, idx)`. Inference: `
 `image_feat`, `encode_text`, `text_feat`, `itm_logits`, and the evaluator's fast path `cross_kv` +
 `itm_logits_cached` (image-side cross-attention keys/values computed once per image).
 """
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +27,25 @@ MOMENTUM_PAIRS = (
 )
 
 
-@dataclass
-class RetrievalLosses:
-    """The two training losses; iterating yields (loss_ita, loss_itm). The sampled ITM negatives (indices
-    into this rank's batch, or into the all-rank batch with negative_all_rank) are kept for inspection."""
-
+class _LossPair(NamedTuple):
     loss_ita: torch.Tensor
     loss_itm: torch.Tensor
-    neg_image_index: Optional[torch.Tensor] = None  # hard-negative image of each text
-    neg_text_index: Optional[torch.Tensor] = None  # hard-negative text of each image
 
-    def __iter__(self):
-        return iter((self.loss_ita, self.loss_itm))
+
+class RetrievalLosses(_LossPair):
+    """The two training losses; iterating yields (loss_ita, loss_itm). The sampled ITM negatives (indices
+    into this rank's batch, or into the all-rank batch with negative_all_rank) are kept for inspection.
+
+    A NamedTuple, so that DeepSpeed's ZeRO-3 hooks find the loss tensors in the forward's output (they do
+    not look inside a dataclass, and the root module's parameters, e.g. temp, then get zero gradients);
+    DeepSpeed rebuilds the tuple from the two losses, so under ZeRO-3 the negatives read None.
+    """
+
+    def __new__(cls, loss_ita, loss_itm, neg_image_index=None, neg_text_index=None):
+        self = super().__new__(cls, loss_ita, loss_itm)
+        self.neg_image_index = neg_image_index  # hard-negative image of each text
+        self.neg_text_index = neg_text_index  # hard-negative text of each image
+        return self
 
 
 def _init_bert(module, std=0.02):
