@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from easyretrieval.distributed import DistInfo
+from easyretrieval.distributed import DistInfo, dist_info_from_env
 from easyretrieval.errors import UserError
 from easyretrieval.registry import register_evaluator
 
@@ -115,7 +115,7 @@ class RetrievalEvaluator:
         self.batch_size = int(batch_size)
         self.precision = precision
         self.device = torch.device(device) if device is not None else None
-        self.dist = dist or DistInfo()
+        self.dist = dist if dist is not None else dist_info_from_env()
         self.timeout_s = float(timeout_s)
         self.progress = progress
         self.num_workers = num_workers
@@ -127,8 +127,6 @@ class RetrievalEvaluator:
     # ------------------------------------------------------------------ public
     def evaluate(self, model, dataset, image_loader=None) -> EvalResult:
         model = unwrap(model)
-        if self._comm is None:
-            self._comm = EvalComm(self.timeout_s)
         device = self._device(model)
         if image_loader is None:
             from appzoo.blip_retrieval.data import create_eval_image_loader
@@ -147,6 +145,14 @@ class RetrievalEvaluator:
                 yield
         finally:
             model.train(was_training)
+
+    def _communicator(self):
+        if self._comm is None:
+            self._comm = EvalComm(self.timeout_s)
+            if (self._comm.rank, self._comm.world_size) != (self.dist.rank, self.dist.world_size):
+                raise ValueError(f"dist={self.dist} disagrees with torch.distributed (rank {self._comm.rank} of "
+                                 f"{self._comm.world_size})")
+        return self._comm
 
     def _device(self, model):
         device = self.device or next(model.parameters()).device
@@ -187,8 +193,7 @@ class RetrievalEvaluator:
         k_i2t / k_t2i: candidates re-ranked per image / per text (0 = skip that direction; clipped to the
         gallery). Call inside `evaluate`'s context (eval mode, no grad, ZeRO-3 gathered) or equivalent.
         """
-        comm = self._comm if self._comm is not None else EvalComm(self.timeout_s)
-        self._comm = comm
+        comm = self._communicator()
         timings = {}
         tick = time.perf_counter()
         text_ids, text_atts = self._tokenize(model, texts)
@@ -203,6 +208,8 @@ class RetrievalEvaluator:
         image_feat[all_index.to(device)] = comm.gather_rows(image_feat_local)
         present = torch.zeros(num_images, dtype=torch.bool)
         present[all_index] = True
+        if int(present.sum()) != all_index.numel():
+            raise ValueError("the ranks' image loaders overlap: every image must be encoded by exactly one rank")
         timings["image_features_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()

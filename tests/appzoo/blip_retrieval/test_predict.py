@@ -1,7 +1,7 @@
 """Predict mode end to end (the CLI in a subprocess): its rankings are the official loop's rankings."""
 import json
 import os
-import shutil
+import socket
 import subprocess
 import sys
 
@@ -37,12 +37,21 @@ def setup(tmp_path_factory):
     return root, dataset, ref
 
 
-def predict(root, out, gallery, queries, top_k):
+def torchrun(nproc):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = os.path.join(os.path.dirname(sys.executable), "easyretrieval")
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+            "127.0.0.1", "--master_port", str(port), "--no-python", script]
+
+
+def predict(root, out, gallery, queries, top_k, launcher=CLI):
     params = (f"vit=tiny image_size={IMAGE_SIZE} queue_size=8 pretrained={root / 'model.pth'} "
               f"tokenizer={root / 'vocab.txt'} gallery={gallery} queries={queries} top_k={top_k} k_test=4 "
               "batch_size_test=4 num_workers=0 save_embeddings=True")
-    proc = subprocess.run(CLI + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(out),
-                                 "--user_defined_parameters", params],
+    proc = subprocess.run(launcher + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(out),
+                                      "--user_defined_parameters", params],
                           capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     with open(out / "predictions.jsonl", encoding="utf-8") as handle:
@@ -54,9 +63,12 @@ def expected(scores, top_k):
     return order, scores.gather(1, order)
 
 
-def test_text_to_image_equals_official_ranking(setup, tmp_path):
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_text_to_image_equals_official_ranking(setup, tmp_path, ranks):
+    """Also with 2 ranks (torchrun): the gallery is split across ranks, the answer is the same."""
     root, dataset, ref = setup
-    lines = predict(root, tmp_path, root / "images", root / "texts.txt", top_k=3)
+    launcher = CLI if ranks == 1 else torchrun(ranks)
+    lines = predict(root, tmp_path, root / "images", root / "texts.txt", top_k=3, launcher=launcher)
     order, scores = expected(ref.scores_t2i, 3)
     assert len(lines) == len(dataset.text)
     for t, line in enumerate(lines):
