@@ -1,4 +1,4 @@
-"""2 CPU ranks (torchrun, gloo) give the single-process results, as a plain model and a ZeRO-3 engine,
+"""2 CPU ranks (torchrun, gloo) give the single-process results, as a plain model and ZeRO-2 / ZeRO-3 engines,
 and each rank holds only its share of the image embeddings."""
 import json
 import os
@@ -36,7 +36,7 @@ def two_rank_run(tmp_path_factory):
     return out, single
 
 
-@pytest.mark.parametrize("kind", ["plain", "zero3"])
+@pytest.mark.parametrize("kind", ["plain", "zero2", "zero3"])
 def test_two_ranks_equal_single_process(two_rank_run, kind):
     out, single = two_rank_run
     ranked = np.load(out / f"{kind}.npz")
