@@ -26,7 +26,7 @@ from appzoo.blip_retrieval.evaluation.rerank_plan import image_groups, plan_rera
 from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inference, unwrap
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_SIM_BLOCK = 4096  # query rows per ITC similarity block (bounds the [rows, gallery] matrix)
+_SIM_BLOCK = 1024  # query rows per ITC similarity block (bounds the [rows, gallery] matrix)
 
 
 @dataclass
@@ -268,7 +268,8 @@ class RetrievalEvaluator:
         for images, index in image_loader:
             emb = model.encode_image(images.to(device, non_blocking=True))
             feats.append(model.image_feat(emb).float())
-            embeds.append(emb)
+            # Kept in the compute dtype (autocast leaves the final LayerNorm's output in fp32).
+            embeds.append(emb if self.precision == "fp32" else emb.to(PRECISIONS[self.precision]))
             indices.append(torch.as_tensor(index, dtype=torch.long).view(-1))
         if not embeds:  # a rank without images still joins every collective
             cfg = model.config.vision
@@ -298,18 +299,19 @@ class RetrievalEvaluator:
 
     def _rerank(self, model, plan, image_embeds, text_ids, text_atts, device):
         """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
-        logits = torch.empty(plan.num_pairs, dtype=torch.float32)
+        logits = torch.empty(plan.num_pairs, dtype=torch.float32, device=device)
+        text_ids, text_atts = text_ids.to(device), text_atts.to(device)
+        pair_text, pair_image = plan.text.to(device), plan.image_pos.to(device)
         bar = _Progress(self.progress and self.dist.is_main, plan.num_pairs, "ITM re-rank")
         try:
             for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], self.images_per_group):
                 kv = model.cross_kv(image_embeds[g0:g1].to(device, non_blocking=True))
                 for b0 in range(p0, p1, self.itm_batch_size):
                     b1 = min(b0 + self.itm_batch_size, p1)
-                    texts = plan.text[b0:b1]
-                    out = model.itm_logits_cached(kv, (plan.image_pos[b0:b1] - g0).to(device),
-                                                  text_ids[texts].to(device), text_atts[texts].to(device))
-                    logits[b0:b1] = out[:, 1].float().cpu()
+                    texts = pair_text[b0:b1]
+                    out = model.itm_logits_cached(kv, pair_image[b0:b1] - g0, text_ids[texts], text_atts[texts])
+                    logits[b0:b1] = out[:, 1].float()
                     bar.update(b1 - b0)
         finally:
             bar.close()
-        return logits
+        return logits.cpu()
