@@ -28,18 +28,34 @@ class BlipRetrievalApp(App):
 
     def _setup(self, splits):
         """Process group, device, data checked (synthetic generated once per node), datasets built."""
-        from appzoo.blip_retrieval.data import build_dataset, prepare_data
+        from appzoo.blip_retrieval.data import prepare_data
 
         info = self.run.dist
         init_distributed(info, self.config.collective_timeout)
         prepare_data(self.config, info, splits=tuple(splits))
-        datasets = {split: build_dataset(self.config, split) for split in splits}
+        datasets = {split: self.build_dataset(split) for split in splits}
         return info, device_for(info), datasets
 
+    def build_dataset(self, split):
+        from appzoo.blip_retrieval.data import build_dataset
+
+        return build_dataset(self.config, split)
+
     def train(self):
-        from appzoo.blip_retrieval.components import (
-            create_app_tokenizer, create_evaluator, eval_splits, format_recall,
-        )
+        from appzoo.blip_retrieval.components import format_recall
+
+        trainer = self.build_trainer()
+        result = trainer.fit()
+        if self.run.dist.is_main and result.state.best_epoch is not None:
+            print(f"[easyretrieval] best epoch {result.state.best_epoch} (by {trainer.args.select_split} "
+                  f"r_mean); weights: {result.best_path}", flush=True)
+            for split, metrics in result.state.best_metrics.items():
+                print(format_recall(split, metrics), flush=True)
+        return result
+
+    def build_trainer(self):
+        """Data checked, tokenizer, DeepSpeed config, task and Trainer: everything train mode runs."""
+        from appzoo.blip_retrieval.components import create_app_tokenizer, create_evaluator, eval_splits
         from appzoo.blip_retrieval.task import BlipRetrievalTask
         from easyretrieval.engine.ds_config import build_ds_config, load_ds_config
         from easyretrieval.engine.trainer import Trainer, TrainerArgs
@@ -64,13 +80,7 @@ class BlipRetrievalApp(App):
             resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed,
             select_split="val" if "val" in datasets else (splits[0] if splits else "val"),
         )
-        result = Trainer(task, args, info, ds_config).fit()
-        if info.is_main and result.state.best_epoch is not None:
-            print(f"[easyretrieval] best epoch {result.state.best_epoch} (by {args.select_split} r_mean); "
-                  f"weights: {result.best_path}", flush=True)
-            for split, metrics in result.state.best_metrics.items():
-                print(format_recall(split, metrics), flush=True)
-        return result
+        return Trainer(task, args, info, ds_config)
 
     def evaluate(self):
         from appzoo.blip_retrieval.components import (
