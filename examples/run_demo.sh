@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The demo (make demo): train a tiny BLIP on the built-in synthetic dataset through the DeepSpeed engine on
+# CPU (one process, ZeRO-1, fp32), evaluate val and test after every epoch, print R@1/5/10 both ways.
+# Usage: examples/run_demo.sh [VENV]   (default: the python on PATH)
+set -euo pipefail
+venv="${1:-}"
+bin="${venv:+$venv/bin/}"
+out="${DEMO_OUTPUT_DIR:-output/demo}"
+rm -rf "$out"
+"${bin}easyretrieval" --app blip_retrieval --mode train --output_dir "$out" --user_defined_parameters \
+  "dataset=synthetic vit=tiny tokenizer=build image_size=32 queue_size=256 batch_size_train=32 \
+   batch_size_test=64 init_lr=2e-3 min_lr=1e-4 weight_decay=0.05 max_epoch=6 k_test=16 num_workers=0"
