@@ -2,7 +2,8 @@
 
 (a) official_reference.official_evaluation: one query at a time, image embeddings repeated k_test
 times, fp32; (b) appzoo.blip_retrieval.evaluation.RetrievalEvaluator. Checks that R@K are identical
-(and reports the largest score difference), prints both times and the ratio, and one JSON line.
+(and reports the largest score difference; exit code 1 when they differ), prints both times and the
+ratio, and one JSON line.
 The gallery is real JPEG files (random blocks) with random captions, written to --data-dir.
 
   python benchmarks/eval_speed.py                                   # CPU: small ViT, 200 images, 1,000 texts, k 32
@@ -118,7 +119,8 @@ def main():
         if not same:
             print(f"official {ref_metrics}\nours     {ours.metrics}", flush=True)
     print(json.dumps(out), flush=True)
+    return 0 if out.get("recall_identical", True) else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

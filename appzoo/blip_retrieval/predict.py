@@ -117,7 +117,7 @@ def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top
     from appzoo.blip_retrieval.data import create_eval_image_loader, create_transform
     from appzoo.blip_retrieval.model.tokenizer import pre_caption
 
-    device = evaluator._device(model)
+    device = evaluator.resolve_device(model)
     dataset = ImageFiles(images.values, create_transform(model.config.vision.image_size, train=False))
     loader = create_eval_image_loader(dataset, evaluator.batch_size, evaluator.dist, num_workers=num_workers)
     k = max(evaluator.k_test, top_k)

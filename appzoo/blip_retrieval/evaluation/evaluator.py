@@ -127,7 +127,7 @@ class RetrievalEvaluator:
     # ------------------------------------------------------------------ public
     def evaluate(self, model, dataset, image_loader=None) -> EvalResult:
         model = unwrap(model)
-        device = self._device(model)
+        device = self.resolve_device(model)
         if image_loader is None:
             from appzoo.blip_retrieval.data import create_eval_image_loader
 
@@ -154,7 +154,8 @@ class RetrievalEvaluator:
                                  f"{self._comm.world_size})")
         return self._comm
 
-    def _device(self, model):
+    def resolve_device(self, model):
+        """The compute device (given, else the model's); half precision needs a GPU."""
         device = self.device or next(model.parameters()).device
         if self.precision != "fp32" and device.type != "cuda":
             raise UserError(f"eval_precision={self.precision} needs a GPU; use eval_precision=fp32 on CPU")
