@@ -18,7 +18,7 @@ from appzoo.blip_retrieval.predict import read_items
 from easyretrieval.errors import UserError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluation"))
-from conftest import IMAGE_SIZE, make_model, make_tokenizer, write_gallery  # noqa: E402
+from eval_fixtures import IMAGE_SIZE, make_model, make_tokenizer, write_gallery  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from easyretrieval.cli import main; sys.exit(main())"]
 

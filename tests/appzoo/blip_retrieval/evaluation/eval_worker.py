@@ -14,7 +14,7 @@ import torch
 from easyretrieval.distributed import dist_info_from_env, init_distributed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import IMAGE_SIZE, make_model  # noqa: E402
+from eval_fixtures import IMAGE_SIZE, make_model  # noqa: E402
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset  # noqa: E402
 from appzoo.blip_retrieval.data.transforms import create_transform  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
-from conftest import make_dataset, make_model, make_tokenizer
+from eval_fixtures import make_dataset, make_model, make_tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

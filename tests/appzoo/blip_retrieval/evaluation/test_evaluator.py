@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
 from appzoo.blip_retrieval.evaluation.metrics import dense_from_topk
-from conftest import make_model
+from eval_fixtures import make_model
 
 
 def reference(model, dataset, k_test, k_test_t2i=None):

@@ -13,7 +13,7 @@ from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from appzoo.blip_retrieval.evaluation.comm import EvalComm
-from conftest import IMAGE_SIZE, make_model, write_gallery
+from eval_fixtures import IMAGE_SIZE, make_model, write_gallery
 
 
 def test_skipped_image_is_never_retrieved_and_counts_as_miss(tokenizer, tmp_path, capsys):
