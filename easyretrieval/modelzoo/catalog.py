@@ -69,9 +69,10 @@ _ENTRIES = (
           "flickr30k", "~1.8 GB", "BLIP ViT-B retrieval fine-tuned on Flickr30k (Salesforce)"),
     _blip("salesforce_blip_large_retrieval_flickr", "model_large_retrieval_flickr.pth", SALESFORCE, "large",
           "flickr30k", "~3.4 GB", "BLIP ViT-L retrieval fine-tuned on Flickr30k (Salesforce)"),
-    # UNVERIFIED path: EasyNLP maps names to tgz files through modelzoo_alibaba.json, which we could not read;
-    # "bert-base-uncased.tgz" under the modelzoo base is the plausible location. Override the base if needed.
-    ModelEntry("bert-base-uncased", "bert-base-uncased.tgz", MODELZOO, "tokenizer", None, None, "~0.4 GB",
+    # UNVERIFIED path: EasyNLP maps names to tgz files through modelzoo_alibaba.json, which we could not read.
+    # EasyNLP unpacks this model to ~/.easynlp/modelzoo/public/bert-base-uncased and hosts other public files
+    # under public/, so public/bert-base-uncased.tgz is the likely location. Override the base if needed.
+    ModelEntry("bert-base-uncased", "public/bert-base-uncased.tgz", MODELZOO, "tokenizer", None, None, "~0.4 GB",
                "BERT base uncased (tokenizer vocab + config) as EasyNLP hosts it, unpacked to a folder"),
 )
 

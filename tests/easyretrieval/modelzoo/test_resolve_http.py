@@ -144,7 +144,7 @@ def _tgz(files):
 
 def test_tokenizer_archive_is_unpacked_to_a_folder(http_server, cache_dir, monkeypatch):
     monkeypatch.setenv("EASYRETRIEVAL_MODELZOO_URL", http_server.base_url + "/")
-    url = http_server.add("/bert-base-uncased.tgz", _tgz({"bert-base-uncased/vocab.txt": b"[PAD]\n[UNK]\n",
+    url = http_server.add("/public/bert-base-uncased.tgz", _tgz({"bert-base-uncased/vocab.txt": b"[PAD]\n[UNK]\n",
                                                             "bert-base-uncased/config.json": b"{}"}))
     stale = cache_path(url, cache_dir)[: -len(".tgz")] + ".tmp99999"  # a process killed mid-unpack
     os.makedirs(os.path.join(stale, "junk"))
