@@ -21,6 +21,7 @@ class BlipRetrievalTask(TrainTask):
             train_dataset, config.batch_size_train, dist, num_workers=config.num_workers,
             pin_memory=config.pin_memory, persistent_workers=config.persistent_workers, seed=seed,
         )
+        self.seed = seed
         self.last_results = {}
 
     def build_model(self):
@@ -35,6 +36,10 @@ class BlipRetrievalTask(TrainTask):
         sampler = self.loader.sampler
         sampler.set_epoch(epoch)
         sampler.set_start_index(start_step * self.config.batch_size_train)
+        # The loader draws its workers' base seed when an epoch's iterator starts; from a generator of its own
+        # it does not consume the global RNG, so a run resumed mid-epoch draws the same random numbers as an
+        # uninterrupted one (exact with num_workers=0; with workers the order is exact, augmentations differ).
+        self.loader.generator = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         for image, caption, idx in self.loader:
             yield image.to(self.device, non_blocking=True), list(caption), idx.to(self.device, non_blocking=True)
 
