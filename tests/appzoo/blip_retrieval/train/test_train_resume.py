@@ -52,7 +52,7 @@ def test_exported_weights_evaluate_identically(synthetic, tmp_path, uninterrupte
                            "--output_dir", str(tmp_path / "eval"), "--user_defined_parameters", params],
                           env=env_for(synthetic_dir), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    last = _log(uninterrupted)[-1]
+    last = [record for record in _log(uninterrupted) if "epoch" in record][-1]
     for split in ("val", "test"):
         with open(os.path.join(tmp_path, "eval", f"{split}_metrics.json")) as f:
             metrics = json.load(f)
