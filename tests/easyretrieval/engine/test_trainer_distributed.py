@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from launch import load_result, run_toy, run_toy_two_nodes
+from engine_launch import load_result, run_toy, run_toy_two_nodes
 
 from easyretrieval.engine.checkpointing import TMP_PREFIX, list_complete
 from easyretrieval.engine.export import consolidate_checkpoint, export_command

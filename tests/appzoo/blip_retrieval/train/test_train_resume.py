@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from launch import env_for, load_result, run_worker
+from train_launch import env_for, load_result, run_worker
 
 ARGS = ("--stage", 3, "--epochs", 2, "--n_train", 128, "--save_steps", 3)  # 8 steps per epoch
 

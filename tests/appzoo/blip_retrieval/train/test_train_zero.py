@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from launch import load_result, run_worker
+from train_launch import load_result, run_worker
 
 CHANCE_R_MEAN = (1 + 5 + 10) / 3  # 100 images, 5 captions each: R@k chance is k% both ways
 
