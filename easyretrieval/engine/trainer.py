@@ -70,8 +70,9 @@ class FitResult:
 
 @contextlib.contextmanager
 def _scalar_safe_broadcast():
-    """DeepSpeed's initial broadcast views each parameter as bytes, which fails on 0-dim parameters (BLIP's
-    `temp`). While the engine is built, they are broadcast as 1-element views of the same storage."""
+    """DeepSpeed's initial broadcasts (engine and ZeRO-3 Init) view each parameter as bytes, which fails on
+    0-dim parameters (BLIP's `temp`). While the engine is built, they are broadcast as 1-element views of
+    the same storage; their shape stays () as in the official state dict."""
     from deepspeed.runtime.engine import DeepSpeedEngine
 
     original = DeepSpeedEngine._broadcast_model
@@ -86,11 +87,27 @@ def _scalar_safe_broadcast():
             for p in scalars:
                 p.data = p.data.reshape(())
 
+    from deepspeed import comm
+    from deepspeed.runtime.zero.partition_parameters import Init
+
+    original_zero3 = Init._zero_init_param
+
+    def zero_init_param(self, param):  # ZeRO-3: Init._zero_init_param with the same 1-element view
+        if param.dim() != 0:
+            return original_zero3(self, param)
+        self._convert_to_deepspeed_param(param)
+        group = self.get_partition_dp_group(param)
+        src = 0 if comm.get_world_group() == group else comm.get_global_rank(group, 0)
+        comm.broadcast(param.data.reshape(1).view(torch.uint8), src, group)
+        param.partition()
+
     DeepSpeedEngine._broadcast_model = broadcast
+    Init._zero_init_param = zero_init_param
     try:
         yield
     finally:
         DeepSpeedEngine._broadcast_model = original
+        Init._zero_init_param = original_zero3
 
 
 def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
