@@ -302,7 +302,9 @@ class RetrievalEvaluator:
         """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
         logits = torch.empty(plan.num_pairs, dtype=torch.float32, device=device)
         text_ids, text_atts = text_ids.to(device), text_atts.to(device)
-        pair_text, pair_image = plan.text.to(device), plan.image_pos.to(device)
+        # Pairs are sorted by image, so each batch's rows sharing an image attend to its cached keys/values
+        # together; the image index stays on the CPU (the grouping is planned there, no device sync).
+        pair_text, pair_image = plan.text.to(device), plan.image_pos.cpu()
         bar = _Progress(self.progress and self.dist.is_main, plan.num_pairs, "ITM re-rank")
         try:
             for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], self.images_per_group):

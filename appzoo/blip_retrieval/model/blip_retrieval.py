@@ -166,9 +166,14 @@ class BlipRetrieval(nn.Module):
         return self.text_encoder.cross_kv(image_embeds)
 
     def itm_logits_cached(self, cross_kv, image_index, input_ids, attention_mask):
-        """`itm_logits` where row n uses image image_index[n] of the `cross_kv` set."""
+        """`itm_logits` where row n uses image image_index[n] of the `cross_kv` set.
+
+        The rows that share an image attend to its cached keys/values together (no per-row copy of them).
+        image_index: [N] in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
+        sync), or a `CrossGroups` plan from `text_encoder.plan_cross_groups`.
+        """
         hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, cross_kv=cross_kv,
-                                   image_index=image_index.to(input_ids.device))
+                                   image_index=image_index)
         return self.itm_head(hidden[:, 0, :])
 
     # ----------------------------------------------------------------- training

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from appzoo.blip_retrieval.model._checkpointing import checkpoint
+from appzoo.blip_retrieval.model.cross_groups import CrossGroups, grouped_cross_attention, plan_cross_groups
 
 MASK_VALUE = -10000.0  # official MED: (1 - mask) * -10000
 
@@ -66,11 +67,14 @@ class MultiHeadAttention(nn.Module):
     def project_kv(self, states):
         return self._split(self.key(states)), self._split(self.value(states))
 
-    def forward(self, hidden, mask=None, states=None, kv=None):
+    def forward(self, hidden, mask=None, states=None, kv=None, groups=None):
+        dropout_p = self.dropout_p if self.training else 0.0
+        if groups is not None:  # cached image keys/values, rows grouped by image (no per-row copy)
+            return grouped_cross_attention(self.query(hidden), kv[0], kv[1], groups, self.num_heads, dropout_p)
         query = self._split(self.query(hidden))
         key, value = kv if kv is not None else self.project_kv(hidden if states is None else states)
         context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0,
+            query, key, value, attn_mask=mask, dropout_p=dropout_p,
             scale=1.0 / math.sqrt(self.head_dim),
         )
         return context.transpose(1, 2).flatten(2)
@@ -93,8 +97,8 @@ class Attention(nn.Module):
         self.self = MultiHeadAttention(config, kv_width)
         self.output = SelfOutput(config, config.hidden_size)
 
-    def forward(self, hidden, mask=None, states=None, kv=None):
-        return self.output(self.self(hidden, mask, states, kv), hidden)
+    def forward(self, hidden, mask=None, states=None, kv=None, groups=None):
+        return self.output(self.self(hidden, mask, states, kv, groups), hidden)
 
 
 class Intermediate(nn.Module):
@@ -114,11 +118,11 @@ class TextLayer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = SelfOutput(config, config.intermediate_size)
 
-    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None):
+    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None, groups=None):
         hidden = self.attention(hidden, mask)
         if image_states is not None or image_key is not None:
             kv = None if image_key is None else (image_key, image_value)
-            hidden = self.crossattention(hidden, None, image_states, kv)  # image tokens: all attended
+            hidden = self.crossattention(hidden, None, image_states, kv, groups)  # image tokens: all attended
         return self.output(self.intermediate(hidden), hidden)
 
 
@@ -156,19 +160,25 @@ class TextEncoder(nn.Module):
         """Text-only when neither `image_embeds` nor `cross_kv` is given.
 
         With `cross_kv` (from `cross_kv()`), row n attends to image `image_index[n]` of the cached set
-        (all rows to image n when image_index is None and the counts match).
+        (all rows to image n when image_index is None and the counts match). `image_index` may also be a
+        `CrossGroups` plan (`plan_cross_groups`); the rows sharing an image attend to its cached
+        keys/values together, with no per-row copy. A CPU index avoids a device sync.
         """
         hidden = self.embeddings(input_ids)
         mask = self.extended_mask(attention_mask, hidden.dtype)
+        groups = None
+        if cross_kv is not None and image_index is not None:
+            if not isinstance(image_index, CrossGroups):
+                image_index = plan_cross_groups(image_index, cross_kv.num_images)
+            groups = image_index.to(hidden.device)
         for i, layer in enumerate(self.encoder.layer):
             key = value = None
             if cross_kv is not None:
                 key, value = cross_kv.keys[i], cross_kv.values[i]
-                if image_index is not None:
-                    key, value = key.index_select(0, image_index), value.index_select(0, image_index)
-                key, value = key.to(hidden.dtype), value.to(hidden.dtype)
+                if groups is None:
+                    key, value = key.to(hidden.dtype), value.to(hidden.dtype)
             if self.grad_ckpt and self.training and torch.is_grad_enabled():
-                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value)
+                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value, groups)
             else:
-                hidden = layer(hidden, mask, image_embeds, key, value)
+                hidden = layer(hidden, mask, image_embeds, key, value, groups)
         return hidden

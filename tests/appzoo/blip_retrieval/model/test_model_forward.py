@@ -127,3 +127,21 @@ def test_itm_fast_path_equals_itm_logits(tokenizer):
     got = model.itm_logits_cached(model.cross_kv(embeds), index, text.input_ids, text.attention_mask)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert expected.shape == (4, 2)
+
+
+@torch.no_grad()
+def test_itm_fast_path_uneven_groups_equals_itm_logits(tokenizer):
+    """1 text for one image, 7 for another, images with none; sorted, unsorted and as a plan."""
+    from appzoo.blip_retrieval.model.text_encoder import plan_cross_groups
+
+    model = tiny_model(tokenizer).eval()
+    captions = [CAPTIONS[i % len(CAPTIONS)] + " " + "dog" * (i % 3) for i in range(8)]
+    text = tokenizer(captions, padding="max_length", truncation=True, max_length=35, return_tensors="pt")
+    embeds = model.encode_image(torch.randn(5, 3, 32, 32))
+    cache = model.cross_kv(embeds)
+    for index in (torch.tensor([1] + [3] * 7), torch.tensor([3, 3, 1, 3, 3, 3, 3, 3])):
+        expected = model.itm_logits(embeds[index], text.input_ids, text.attention_mask)
+        got = model.itm_logits_cached(cache, index, text.input_ids, text.attention_mask)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+        planned = model.itm_logits_cached(cache, plan_cross_groups(index, 5), text.input_ids, text.attention_mask)
+        torch.testing.assert_close(planned, expected, atol=1e-5, rtol=0)
