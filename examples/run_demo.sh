@@ -8,5 +8,5 @@ bin="${venv:+$venv/bin/}"
 out="${DEMO_OUTPUT_DIR:-output/demo}"
 rm -rf "$out"
 "${bin}easyretrieval" --app blip_retrieval --mode train --output_dir "$out" --user_defined_parameters \
-  "dataset=synthetic vit=tiny tokenizer=build image_size=32 queue_size=256 batch_size_train=32 \
-   batch_size_test=64 init_lr=2e-3 min_lr=1e-4 weight_decay=0.05 max_epoch=6 k_test=16 num_workers=0"
+  "dataset=synthetic vit=tiny tokenizer=build image_size=48 queue_size=64 momentum=0.95 batch_size_train=16 \
+   batch_size_test=64 init_lr=1e-3 min_lr=0 weight_decay=0.05 max_epoch=8 k_test=16 num_workers=0"
