@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "modelzoo"))
-from local_servers import OssServer  # noqa: E402
+from local_servers import oss_test_endpoint  # noqa: E402
 
 from easyretrieval import fileio  # noqa: E402
 from easyretrieval.modelzoo import _oss  # noqa: E402
@@ -16,14 +16,7 @@ KEY_ID, SECRET = "LTAI5tFileioKey01", "fileio-secret-value-42"
 
 @pytest.fixture
 def oss(monkeypatch, tmp_path):
-    monkeypatch.setenv("OSS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", SECRET)
-    monkeypatch.delenv("OSS_SECURITY_TOKEN", raising=False)
-    monkeypatch.setenv("OSSUTIL_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setattr(fileio, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(_oss, "_BUCKETS", {})  # Buckets of earlier tests point at servers now gone
-    with OssServer(KEY_ID, SECRET) as server:
-        monkeypatch.setenv("OSS_ENDPOINT", server.base_url)
+    with oss_test_endpoint(monkeypatch, tmp_path, KEY_ID, SECRET) as server:
         server.add("data", "flickr/annotation/train.json", b'[{"image": "a.jpg", "caption": ["x"]}]')
         server.add("data", "flickr/images/a.jpg", b"\xff\xd8jpeg-bytes")
         server.add("data", "flickr/images/b.jpg", b"\xff\xd8other")

@@ -9,6 +9,7 @@ Range, ListObjects; it checks oss2's V1 `Authorization: OSS id:signature` by rec
 the test's secret, so a wrong key or a broken signature is refused with 403 like real OSS.
 Both count requests so tests can assert how many full downloads happened.
 """
+import contextlib
 import base64
 import collections
 import email.utils
@@ -306,3 +307,20 @@ def files_under(root):
     for directory, _, names in os.walk(root):
         for name in names:
             yield os.path.join(directory, name)
+
+
+@contextlib.contextmanager
+def oss_test_endpoint(monkeypatch, tmp_path, key_id, secret):
+    """An OssServer with the environment pointing oss2 at it (credentials from env only, fast retries)."""
+    from easyretrieval import fileio
+    from easyretrieval.modelzoo import _oss
+
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", secret)
+    monkeypatch.delenv("OSS_SECURITY_TOKEN", raising=False)
+    monkeypatch.setenv("OSSUTIL_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setattr(fileio, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(_oss, "_BUCKETS", {})  # Buckets of earlier tests point at servers now gone
+    with OssServer(key_id, secret) as server:
+        monkeypatch.setenv("OSS_ENDPOINT", server.base_url)
+        yield server

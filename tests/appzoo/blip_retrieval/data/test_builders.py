@@ -11,17 +11,15 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "easyretrieval",
                                 "modelzoo"))
-from local_servers import FaultyHttpServer, OssServer  # noqa: E402
+from local_servers import FaultyHttpServer, oss_test_endpoint  # noqa: E402
 
 from appzoo.blip_retrieval.data import builders, prepare_data  # noqa: E402
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset, RetrievalTrainDataset  # noqa: E402
 from appzoo.blip_retrieval.data.loaders import create_eval_image_loader  # noqa: E402
 from appzoo.blip_retrieval.params import SCHEMA  # noqa: E402
-from easyretrieval import fileio  # noqa: E402
 from easyretrieval.distributed import DistInfo  # noqa: E402
 from easyretrieval.errors import UserError  # noqa: E402
 from easyretrieval.parameters import Config  # noqa: E402
-from easyretrieval.modelzoo import _oss  # noqa: E402
 from easyretrieval.registry import DATASETS  # noqa: E402
 
 from data_helpers import write_json  # noqa: E402
@@ -105,14 +103,7 @@ def _jpeg(colour):
 
 @pytest.fixture
 def oss(monkeypatch, tmp_path):
-    monkeypatch.setenv("OSS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", SECRET)
-    monkeypatch.delenv("OSS_SECURITY_TOKEN", raising=False)
-    monkeypatch.setenv("OSSUTIL_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setattr(fileio, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(_oss, "_BUCKETS", {})  # Buckets of earlier tests point at servers now gone
-    with OssServer(KEY_ID, SECRET) as server:
-        monkeypatch.setenv("OSS_ENDPOINT", server.base_url)
+    with oss_test_endpoint(monkeypatch, tmp_path, KEY_ID, SECRET) as server:
         yield server
 
 
