@@ -14,7 +14,7 @@ import os
 import sys
 
 from easyretrieval.app import RunContext
-from easyretrieval.distributed import dist_info_from_env
+from easyretrieval.distributed import dist_info_from_env, shutdown_distributed
 from easyretrieval.errors import UserError
 from easyretrieval.parameters import parse_user_defined_parameters
 from easyretrieval.registry import COMMANDS, available_apps, get_app, load_all_apps
@@ -72,7 +72,9 @@ def run_app(app_name, mode, output_dir, raw_params, seed=42, deepspeed_config=No
         with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as f:
             f.write(text + "\n")
     app = app_cls(config, run)
-    return getattr(app, mode)()
+    result = getattr(app, mode)()
+    shutdown_distributed()
+    return result
 
 
 def _run_command(argv):

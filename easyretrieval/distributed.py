@@ -93,3 +93,17 @@ def barrier():
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def shutdown_distributed():
+    """Tear the process groups down before the interpreter exits.
+
+    Left to interpreter teardown, the communication threads of a group can abort the process
+    ('terminate called without an active exception') after the work itself succeeded.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()

@@ -19,6 +19,7 @@ from easyretrieval.engine import checkpointing  # noqa: E402
 from easyretrieval.engine.ds_config import DsParams, build_ds_config, load_ds_config  # noqa: E402
 from easyretrieval.engine.export import consolidated_state_dict  # noqa: E402
 from easyretrieval.engine.trainer import Trainer, TrainerArgs  # noqa: E402
+from easyretrieval.distributed import shutdown_distributed  # noqa: E402
 
 
 def main():
@@ -72,3 +73,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    shutdown_distributed()

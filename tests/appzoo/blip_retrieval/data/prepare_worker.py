@@ -9,6 +9,7 @@ from appzoo.blip_retrieval.data import build_dataset, create_eval_image_loader, 
 from appzoo.blip_retrieval.params import SCHEMA
 from easyretrieval.distributed import barrier, dist_info_from_env, init_distributed
 from easyretrieval.errors import UserError
+from easyretrieval.distributed import shutdown_distributed  # noqa: E402
 
 
 def main(synthetic_dir, out_prefix, image_root=None, ann_root=None):
@@ -35,3 +36,4 @@ def main(synthetic_dir, out_prefix, image_root=None, ann_root=None):
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    shutdown_distributed()

@@ -20,6 +20,7 @@ from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset  # noqa: E4
 from appzoo.blip_retrieval.data.transforms import create_transform  # noqa: E402
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator  # noqa: E402
 from appzoo.blip_retrieval.model.tokenizer import create_tokenizer  # noqa: E402
+from easyretrieval.distributed import shutdown_distributed  # noqa: E402
 
 
 def zero_engine(model, stage):
@@ -61,3 +62,4 @@ def main(out_dir, root, vocab, k_test):
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    shutdown_distributed()

@@ -16,6 +16,7 @@ from appzoo.blip_retrieval.app import BlipRetrievalApp
 from easyretrieval.app import RunContext
 from easyretrieval.distributed import dist_info_from_env
 from easyretrieval.engine.export import consolidated_state_dict
+from easyretrieval.distributed import shutdown_distributed  # noqa: E402
 
 TINY = {
     "dataset": "synthetic", "vit": "tiny", "tokenizer": "build", "image_size": 32, "queue_size": 32,
@@ -94,4 +95,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    shutdown_distributed()
+    sys.exit(code)
