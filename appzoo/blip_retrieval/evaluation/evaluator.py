@@ -27,6 +27,7 @@ from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inferen
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _SIM_BLOCK = 1024  # query rows per ITC similarity block (bounds the [rows, gallery] matrix)
+_PREFIX_CACHE_BYTES = 1 << 30  # the captions' cached ITM prefixes may take this much (else computed per batch)
 
 
 @dataclass
@@ -73,6 +74,14 @@ class TwoStageScores:
     present: torch.Tensor     # [N_img] bool: the image was read
     timings: Dict[str, float]
     stats: Dict[str, int]
+
+
+def _token_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[T] tokens of each caption (CPU); the full width when the padding is not all on the right."""
+    mask = attention_mask.cpu().long()
+    lengths = mask.sum(1)
+    right_padded = torch.equal(mask, (torch.arange(mask.shape[1]) < lengths[:, None]).long())
+    return lengths if right_padded else torch.full_like(lengths, mask.shape[1])
 
 
 class _Progress:
@@ -298,10 +307,32 @@ class RetrievalEvaluator:
             idxs.append(index)
         return torch.cat(sims), torch.cat(idxs)
 
+    def _itm_prefixes(self, model, pair_text, text_ids, text_atts, lengths, device):
+        """The image-independent ITM prefix of each caption of the plan, computed once and reused for all of
+        its images: ([U, L, H], [T] row of each caption in it), or (None, None) past the memory budget."""
+        needed = torch.unique(pair_text)
+        if needed.numel() == 0:
+            return None, None
+        width = int(lengths[needed].max())
+        if needed.numel() * width * model.config.text.hidden_size * 4 > _PREFIX_CACHE_BYTES:
+            return None, None
+        parts, needed_dev = [], needed.to(device)
+        for i in range(0, needed.numel(), self.text_batch_size):
+            rows = needed_dev[i:i + self.text_batch_size]
+            parts.append(model.itm_text_prefix(text_ids[rows, :width], text_atts[rows, :width]))
+        slot = torch.full((text_ids.shape[0],), -1, dtype=torch.long)
+        slot[needed] = torch.arange(needed.numel())
+        return torch.cat(parts), slot.to(device)
+
     def _rerank(self, model, plan, image_embeds, text_ids, text_atts, device):
         """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
         logits = torch.empty(plan.num_pairs, dtype=torch.float32, device=device)
+        # Each batch runs at its longest caption's length: padding tokens are masked out of every attention
+        # (exp(-10000) is exactly 0 in float32) and no other token reads them, so the scores do not change.
+        lengths = _token_lengths(text_atts)
+        pair_len = lengths[plan.text]
         text_ids, text_atts = text_ids.to(device), text_atts.to(device)
+        prefix, slot = self._itm_prefixes(model, plan.text, text_ids, text_atts, lengths, device)
         # Pairs are sorted by image, so each batch's rows sharing an image attend to its cached keys/values
         # together; the image index stays on the CPU (the grouping is planned there, no device sync).
         pair_text, pair_image = plan.text.to(device), plan.image_pos.cpu()
@@ -311,8 +342,10 @@ class RetrievalEvaluator:
                 kv = model.cross_kv(image_embeds[g0:g1].to(device, non_blocking=True))
                 for b0 in range(p0, p1, self.itm_batch_size):
                     b1 = min(b0 + self.itm_batch_size, p1)
-                    texts = pair_text[b0:b1]
-                    out = model.itm_logits_cached(kv, pair_image[b0:b1] - g0, text_ids[texts], text_atts[texts])
+                    texts, length = pair_text[b0:b1], int(pair_len[b0:b1].max())
+                    rows_prefix = None if prefix is None else prefix[slot[texts], :length]
+                    out = model.itm_logits_cached(kv, pair_image[b0:b1] - g0, text_ids[texts, :length],
+                                                  text_atts[texts, :length], rows_prefix)
                     logits[b0:b1] = out[:, 1].float()
                     bar.update(b1 - b0)
         finally:

@@ -158,22 +158,29 @@ class BlipRetrieval(nn.Module):
 
     def itm_logits(self, image_embeds, input_ids, attention_mask):
         """ITM logits [N, 2] of pairs (image_embeds[n], text n); [ENC] replaces the first token here."""
-        hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, image_embeds=image_embeds)
+        hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, image_embeds=image_embeds,
+                                   first_token_only=True)
         return self.itm_head(hidden[:, 0, :])
 
     def cross_kv(self, image_embeds):
         """Cross-attention keys/values of every text layer for a set of images (compute once per image)."""
         return self.text_encoder.cross_kv(image_embeds)
 
-    def itm_logits_cached(self, cross_kv, image_index, input_ids, attention_mask):
+    def itm_text_prefix(self, input_ids, attention_mask):
+        """The image-independent start of the ITM pass of each caption ([ENC] ids), for `itm_logits_cached`."""
+        return self.text_encoder.text_prefix(self._enc_ids(input_ids), attention_mask)
+
+    def itm_logits_cached(self, cross_kv, image_index, input_ids, attention_mask, text_prefix=None):
         """`itm_logits` where row n uses image image_index[n] of the `cross_kv` set.
 
         The rows that share an image attend to its cached keys/values together (no per-row copy of them).
         image_index: [N] in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
-        sync), or a `CrossGroups` plan from `text_encoder.plan_cross_groups`.
+        sync), or a `CrossGroups` plan from `text_encoder.plan_cross_groups`. text_prefix: the rows'
+        `itm_text_prefix` (computed once per caption), or None to compute it here.
         """
-        hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, cross_kv=cross_kv,
-                                   image_index=image_index)
+        ids = self._enc_ids(input_ids) if text_prefix is None else input_ids
+        hidden = self.text_encoder(ids, attention_mask, cross_kv=cross_kv, image_index=image_index,
+                                   first_token_only=True, prefix=text_prefix)
         return self.itm_head(hidden[:, 0, :])
 
     # ----------------------------------------------------------------- training

@@ -118,8 +118,14 @@ class TextLayer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = SelfOutput(config, config.intermediate_size)
 
-    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None, groups=None):
-        hidden = self.attention(hidden, mask)
+    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None, groups=None,
+                first_token_only=False, self_attended=False):
+        if self_attended:  # `hidden` has been through this layer's self-attention (TextEncoder.text_prefix)
+            hidden = hidden[:, :1] if first_token_only else hidden
+        elif first_token_only:  # only row 0 is read on: its query still attends to every token's keys/values
+            hidden = self.attention(hidden[:, :1], mask, states=hidden)
+        else:
+            hidden = self.attention(hidden, mask)
         if image_states is not None or image_key is not None:
             kv = None if image_key is None else (image_key, image_value)
             hidden = self.crossattention(hidden, None, image_states, kv, groups)  # image tokens: all attended
@@ -156,29 +162,42 @@ class TextEncoder(nn.Module):
             values.append(value)
         return CrossKV(keys, values)
 
-    def forward(self, input_ids, attention_mask, image_embeds=None, cross_kv=None, image_index=None):
+    def text_prefix(self, input_ids, attention_mask):
+        """Embeddings and the first layer's self-attention: the part that sees no image, so a caption's
+        prefix can be computed once and reused for every image it is paired with (`forward(prefix=...)`)."""
+        hidden = self.embeddings(input_ids)
+        return self.encoder.layer[0].attention(hidden, self.extended_mask(attention_mask, hidden.dtype))
+
+    def forward(self, input_ids, attention_mask, image_embeds=None, cross_kv=None, image_index=None,
+                first_token_only=False, prefix=None):
         """Text-only when neither `image_embeds` nor `cross_kv` is given.
+
+        first_token_only: the last layer computes only token 0 (returns [N, 1, H]): the same numbers for
+        that token (its query attends to all keys/values), for callers that read only it (the ITM head).
+        prefix: `text_prefix(input_ids, attention_mask)` computed earlier (input_ids is then not read).
 
         With `cross_kv` (from `cross_kv()`), row n attends to image `image_index[n]` of the cached set
         (all rows to image n when image_index is None and the counts match). `image_index` may also be a
         `CrossGroups` plan (`plan_cross_groups`); the rows sharing an image attend to its cached
         keys/values together, with no per-row copy. A CPU index avoids a device sync.
         """
-        hidden = self.embeddings(input_ids)
+        hidden = self.embeddings(input_ids) if prefix is None else prefix
         mask = self.extended_mask(attention_mask, hidden.dtype)
         groups = None
         if cross_kv is not None and image_index is not None:
             if not isinstance(image_index, CrossGroups):
                 image_index = plan_cross_groups(image_index, cross_kv.num_images)
             groups = image_index.to(hidden.device)
+        last = len(self.encoder.layer) - 1
         for i, layer in enumerate(self.encoder.layer):
+            first_only, self_attended = first_token_only and i == last, prefix is not None and i == 0
             key = value = None
             if cross_kv is not None:
                 key, value = cross_kv.keys[i], cross_kv.values[i]
                 if groups is None:
                     key, value = key.to(hidden.dtype), value.to(hidden.dtype)
             if self.grad_ckpt and self.training and torch.is_grad_enabled():
-                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value, groups)
+                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value, groups, first_only, self_attended)
             else:
-                hidden = layer(hidden, mask, image_embeds, key, value, groups)
+                hidden = layer(hidden, mask, image_embeds, key, value, groups, first_only, self_attended)
         return hidden

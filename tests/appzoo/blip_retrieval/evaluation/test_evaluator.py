@@ -30,6 +30,21 @@ def test_scores_equal_official_loop(tokenizer, gallery, k_test):
     assert result.stats["itm_pairs_this_rank"] <= result.stats["itm_pairs_official"]
 
 
+def test_without_prefix_cache_and_with_left_padding_same_scores(tokenizer, gallery, monkeypatch):
+    """The fallbacks of the fast path (prefixes past the memory budget; padding not on the right) agree."""
+    from appzoo.blip_retrieval.evaluation import evaluator as evaluator_module
+
+    model = make_model(tokenizer, seed=5)
+    fast = RetrievalEvaluator(k_test=4, batch_size=4, progress=False, itm_batch_size=7).evaluate(model, gallery)
+    monkeypatch.setattr(evaluator_module, "_PREFIX_CACHE_BYTES", 0)
+    plain = RetrievalEvaluator(k_test=4, batch_size=4, progress=False, itm_batch_size=7).evaluate(model, gallery)
+    np.testing.assert_allclose(plain.i2t.score, fast.i2t.score, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(plain.t2i.score, fast.t2i.score, rtol=0, atol=1e-5)
+    lengths = evaluator_module._token_lengths(torch.tensor([[1, 1, 0], [1, 0, 0]]))
+    assert lengths.tolist() == [2, 1]
+    assert evaluator_module._token_lengths(torch.tensor([[0, 1, 1], [1, 1, 1]])).tolist() == [3, 3]  # left padded
+
+
 def test_k_test_larger_than_gallery(tokenizer, gallery):
     model = make_model(tokenizer, seed=3)
     num_texts, num_images = len(gallery.text), len(gallery)

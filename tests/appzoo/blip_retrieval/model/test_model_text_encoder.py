@@ -80,3 +80,23 @@ def test_text_grad_ckpt_same_grads(pair):
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cached", [False, True])
+def test_first_token_only_and_prefix_equal_the_full_pass(pair, cached):
+    """The ITM fast path (last layer on token 0 only, cached image-free prefix) gives the same token 0."""
+    _, ours = pair
+    ids, mask, image = _inputs()
+    index = torch.tensor([1, 0, 1])
+    kwargs = {"cross_kv": ours.cross_kv(image[:2]), "image_index": index} if cached else {"image_embeds": image[index]}
+    full = ours(ids, mask, **kwargs)
+    first = ours(ids, mask, first_token_only=True, **kwargs)
+    assert first.shape == (3, 1, 96)
+    torch.testing.assert_close(first[:, 0], full[:, 0], atol=1e-6, rtol=0)
+    prefixed = ours(None, mask, first_token_only=True, prefix=ours.text_prefix(ids, mask), **kwargs)
+    torch.testing.assert_close(prefixed[:, 0], full[:, 0], atol=1e-6, rtol=0)
+    # Dropping trailing padding (row 0 has none; rows 1 and 2 are padded past 5 tokens) changes nothing.
+    short = ours(ids[1:, :5], mask[1:, :5], first_token_only=True,
+                 **({"cross_kv": kwargs["cross_kv"], "image_index": index[1:]} if cached else {"image_embeds": image[index[1:]]}))
+    torch.testing.assert_close(short[:, 0], full[1:, 0], atol=1e-6, rtol=0)
