@@ -333,21 +333,24 @@ class RetrievalEvaluator:
         pair_len = lengths[plan.text]
         text_ids, text_atts = text_ids.to(device), text_atts.to(device)
         prefix, slot = self._itm_prefixes(model, plan.text, text_ids, text_atts, lengths, device)
-        # Pairs are sorted by image, so each batch's rows sharing an image attend to its cached keys/values
-        # together; the image index stays on the CPU (the grouping is planned there, no device sync).
-        pair_text, pair_image = plan.text.to(device), plan.image_pos.cpu()
+        # Within a group of images (keys/values cached together) pairs run shortest caption first, so each
+        # batch is cut to nearly one length; rows sharing an image still attend to its cached keys/values
+        # together. Indices stay on the CPU (the grouping is planned there, no device sync).
+        pair_image = plan.image_pos.cpu()
         bar = _Progress(self.progress and self.dist.is_main, plan.num_pairs, "ITM re-rank")
         try:
             for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], self.images_per_group):
                 kv = model.cross_kv(image_embeds[g0:g1].to(device, non_blocking=True))
-                for b0 in range(p0, p1, self.itm_batch_size):
-                    b1 = min(b0 + self.itm_batch_size, p1)
-                    texts, length = pair_text[b0:b1], int(pair_len[b0:b1].max())
+                order = p0 + torch.argsort(pair_len[p0:p1], stable=True)  # stable: by image within a length
+                for b0 in range(0, p1 - p0, self.itm_batch_size):
+                    rows = order[b0:b0 + self.itm_batch_size]
+                    length = int(pair_len[rows].max())
+                    texts = plan.text[rows].to(device, non_blocking=True)
                     rows_prefix = None if prefix is None else prefix[slot[texts], :length]
-                    out = model.itm_logits_cached(kv, pair_image[b0:b1] - g0, text_ids[texts, :length],
+                    out = model.itm_logits_cached(kv, pair_image[rows] - g0, text_ids[texts, :length],
                                                   text_atts[texts, :length], rows_prefix)
-                    logits[b0:b1] = out[:, 1].float()
-                    bar.update(b1 - b0)
+                    logits[rows.to(device, non_blocking=True)] = out[:, 1].float()
+                    bar.update(rows.numel())
         finally:
             bar.close()
         return logits.cpu()
