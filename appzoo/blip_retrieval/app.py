@@ -72,8 +72,10 @@ class BlipRetrievalApp(App):
                 json.dump(ds_config, f, indent=2)
         tokenizer = create_app_tokenizer(cfg, run.output_dir, info, train_dataset)
         evaluator = create_evaluator(cfg, info, device)
-        # Official create_sampler: DistributedSampler(shuffle=True) with its default seed 0.
-        task = BlipRetrievalTask(cfg, tokenizer, train_dataset, datasets, evaluator, device, info, seed=0)
+        # Official create_sampler: DistributedSampler(shuffle=True) with its default seed 0. Augmentations
+        # are seeded per sample from the run's seed (exact resume, independent of num_workers).
+        task = BlipRetrievalTask(cfg, tokenizer, train_dataset, datasets, evaluator, device, info, seed=0,
+                                 augment_seed=run.seed)
         args = TrainerArgs(
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
             weight_decay=cfg.weight_decay, save_steps=cfg.save_steps, keep_last=cfg.keep_last,

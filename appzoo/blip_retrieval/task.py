@@ -8,7 +8,8 @@ from easyretrieval.engine.task import TrainTask
 class BlipRetrievalTask(TrainTask):
     """Train ITC + ITM on `train_dataset`; evaluate `eval_datasets` ({split: dataset}) after every epoch."""
 
-    def __init__(self, config, tokenizer, train_dataset, eval_datasets, evaluator, device, dist, seed):
+    def __init__(self, config, tokenizer, train_dataset, eval_datasets, evaluator, device, dist, seed,
+                 augment_seed=None):
         from appzoo.blip_retrieval.data import create_train_loader
 
         self.config = config
@@ -20,6 +21,7 @@ class BlipRetrievalTask(TrainTask):
         self.loader = create_train_loader(
             train_dataset, config.batch_size_train, dist, num_workers=config.num_workers,
             pin_memory=config.pin_memory, persistent_workers=config.persistent_workers, seed=seed,
+            augment_seed=augment_seed,
         )
         self.seed = seed
         self.last_results = {}
@@ -38,7 +40,7 @@ class BlipRetrievalTask(TrainTask):
         sampler.set_start_index(start_step * self.config.batch_size_train)
         # The loader draws its workers' base seed when an epoch's iterator starts; from a generator of its own
         # it does not consume the global RNG, so a run resumed mid-epoch draws the same random numbers as an
-        # uninterrupted one (exact with num_workers=0; with workers the order is exact, augmentations differ).
+        # uninterrupted one. Augmentations are seeded per sample (augment_seed), whatever the workers.
         self.loader.generator = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         for image, caption, idx in self.loader:
             yield image.to(self.device, non_blocking=True), list(caption), idx.to(self.device, non_blocking=True)

@@ -1,4 +1,5 @@
 """Capture and restore every random-number generator a training step touches (per rank)."""
+import contextlib
 import random
 
 import numpy as np
@@ -29,3 +30,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed that depends only on `keys` (the same in every process and on every machine)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def seeded_cpu_rngs(seed: int):
+    """Run a block with python, numpy and torch's CPU generator seeded, then put them back as they were
+    (only the CPU generator: torch.manual_seed would also reset the GPU ones that dropout draws from)."""
+    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from easyretrieval.distributed import DistInfo
+from easyretrieval.engine.rng import derive_seed, seeded_cpu_rngs
 from easyretrieval.errors import UserError
 
 
@@ -17,12 +18,16 @@ class ResumableDistributedSampler(DistributedSampler):
 
     `set_start_index(i)` skips the first i samples of this rank's order in the next pass only (resume
     after i = consumed_batches * batch_size samples); `set_epoch(e)` reshuffles as DistributedSampler.
+    With `augment_seed` it yields (index, seed of that sample's augmentation): the seed depends on
+    (augment_seed, epoch, rank, position in the epoch) only, so augmentations do not depend on the number
+    of loader workers and a run resumed mid-epoch draws the same ones as an uninterrupted run.
     """
 
-    def __init__(self, dataset, num_replicas, rank, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, dataset, num_replicas, rank, shuffle=True, seed=0, drop_last=False, augment_seed=None):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=drop_last)
         self.start_index = 0
+        self.augment_seed = augment_seed
 
     def set_start_index(self, index: int):
         if not 0 <= index <= self.num_samples:
@@ -30,9 +35,12 @@ class ResumableDistributedSampler(DistributedSampler):
         self.start_index = index
 
     def __iter__(self):
-        indices = list(super().__iter__())[self.start_index:]
-        self.start_index = 0
-        return iter(indices)
+        start, self.start_index = self.start_index, 0
+        indices = list(super().__iter__())[start:]
+        if self.augment_seed is None:
+            return iter(indices)
+        return iter([(index, derive_seed(self.augment_seed, self.epoch, self.rank, start + k))
+                     for k, index in enumerate(indices)])
 
     def __len__(self):
         return self.num_samples - self.start_index
@@ -60,8 +68,12 @@ class _SkipCounting(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, index):
-        return self.dataset.get_with_skips(index)
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # (index, augmentation seed) from ResumableDistributedSampler
+            index, seed = key
+            with seeded_cpu_rngs(seed):
+                return self.dataset.get_with_skips(index)
+        return self.dataset.get_with_skips(key)
 
 
 def _collate_counting(items):
@@ -115,14 +127,15 @@ def _worker_kwargs(num_workers, pin_memory, persistent_workers):
 
 
 def create_train_loader(dataset, batch_size, dist: DistInfo, num_workers=4, pin_memory=True,
-                        persistent_workers=True, seed=0, drop_last=True):
+                        persistent_workers=True, seed=0, drop_last=True, augment_seed=None):
     """Shuffled, rank-partitioned training batches (images, captions, img_idx) as official.
 
     The sampler is `loader.sampler` (ResumableDistributedSampler): call `set_epoch(e)` each epoch and
-    `set_start_index(batches_done * batch_size)` to resume inside an epoch.
+    `set_start_index(batches_done * batch_size)` to resume inside an epoch. `seed` shuffles (official: 0);
+    `augment_seed` (None: the process's global generators, as official) seeds each sample's augmentation.
     """
     sampler = ResumableDistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                          seed=seed)
+                                          seed=seed, augment_seed=augment_seed)
     return CountingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                           **_worker_kwargs(num_workers, pin_memory, persistent_workers))
 

@@ -69,6 +69,33 @@ def test_train_loader_resume_skips_consumed_batches(many):
     assert images.shape == (3, 3, 8, 8) and len(captions) == 3 and idx.dtype == torch.int64
 
 
+def _epoch_images(loader, epoch, start_batch=0):
+    loader.sampler.set_epoch(epoch)
+    loader.sampler.set_start_index(start_batch * loader.batch_size)
+    loader.generator = torch.Generator().manual_seed(epoch)  # as the task does: the global RNG is not drawn
+    return [images for images, _, _ in loader]
+
+
+def test_seeded_augmentations_ignore_workers_and_resume(many):
+    """With augment_seed, a sample's augmentation depends on (seed, epoch, rank, position) only."""
+    root, train, _ = many
+    ds = RetrievalTrainDataset(train, root, create_transform(8, train=True))
+    dist = DistInfo(rank=1, world_size=2)
+    make = lambda workers, seed=7: create_train_loader(ds, 3, dist, num_workers=workers, persistent_workers=False,
+                                                       seed=1, augment_seed=seed)
+    torch.manual_seed(0)
+    expected_next = torch.rand(3)
+    torch.manual_seed(0)
+    single = _epoch_images(make(0), epoch=2)
+    assert torch.equal(torch.rand(3), expected_next)  # the main process's generators are left as they were
+    workers = _epoch_images(make(2), epoch=2)
+    assert len(single) == 3 and all(torch.equal(a, b) for a, b in zip(single, workers))
+    resumed = _epoch_images(make(2), epoch=2, start_batch=1)
+    assert all(torch.equal(a, b) for a, b in zip(single[1:], resumed))
+    other_epoch, other_seed = _epoch_images(make(0), epoch=3), _epoch_images(make(0, seed=8), epoch=2)
+    assert not torch.equal(single[0], other_seed[0]) and not torch.equal(single[0], other_epoch[0])
+
+
 def test_eval_slices_are_contiguous_complete_and_unpadded():
     parts = [list(ContiguousSliceSampler(10, r, 3)) for r in range(3)]
     assert parts == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]

@@ -27,9 +27,11 @@ def _log(out):
 
 
 def test_sigkill_mid_epoch_then_resume_auto_is_exact(synthetic, tmp_path, uninterrupted):
-    killed = run_worker(synthetic, tmp_path, *ARGS, "--kill_after_step", 5, check=False)
+    # With loader workers here (none in the uninterrupted run): augmentations are seeded per sample.
+    workers = ("--set", "num_workers=2", "persistent_workers=false")
+    killed = run_worker(synthetic, tmp_path, *ARGS, "--kill_after_step", 5, *workers, check=False)
     assert killed.returncode != 0
-    run_worker(synthetic, tmp_path, *ARGS, "--resume", "auto")
+    run_worker(synthetic, tmp_path, *ARGS, "--resume", "auto", *workers)
     for rank in (0, 1):
         got, ref = load_result(tmp_path, rank), load_result(uninterrupted, rank)
         assert got["losses"] == ref["losses"]

@@ -48,7 +48,7 @@ def main(argv=None):
     p.add_argument("--kill_after_step", type=int, default=0)
     p.add_argument("--n_train", type=int, default=0)
     p.add_argument("--config", default=None, help="DeepSpeed JSON (default: the built-in zero1)")
-    p.add_argument("--set", nargs="*", default=[])
+    p.add_argument("--set", nargs="*", default=[], action="extend")
     a = p.parse_args(argv)
 
     raw = dict(TINY, zero_stage=a.stage, precision=a.precision, max_epoch=a.epochs, save_steps=a.save_steps,
