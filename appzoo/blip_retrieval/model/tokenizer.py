@@ -61,25 +61,29 @@ def create_tokenizer(vocab_path):
 
 
 def build_wordpiece_vocab(captions, out_path, vocab_size=8000, min_frequency=1, max_words=30):
-    """Train a lower-cased WordPiece vocab on `captions` (after pre_caption) and write it as vocab.txt.
+    """Build a lower-cased WordPiece vocab from `captions` (after pre_caption) and write it as vocab.txt.
 
-    For from-scratch runs (tiny/demo configs) where no pre-trained vocab is wanted. The BERT specials come
-    first ([PAD] = 0). Returns the path written (out_path, or out_path/vocab.txt when it is a folder).
+    For from-scratch runs (tiny/demo configs) where no pre-trained vocab is wanted. Deterministic (the same
+    captions give the same file, so runs are reproducible): the BERT specials ([PAD] = 0), every character
+    seen and its `##` continuation (any word can be spelled), then whole words by frequency, ties by
+    spelling, up to `vocab_size` tokens. Returns the path written (out_path, or out_path/vocab.txt when
+    it is a folder).
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
 
     texts = [pre_caption(c, max_words) for c in captions]
     if not texts:
         raise UserError("cannot build a vocab from zero captions")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(BERT_SPECIALS)
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    vocab = tok.get_vocab()
-    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True)
+    split = pre_tokenizers.BertPreTokenizer()  # the same word split as BertTokenizer's basic tokenizer
+    counts = Counter(word for text in texts for word, _ in split.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({ch for word in counts for ch in word})
+    tokens = list(BERT_SPECIALS) + chars + ["##" + ch for ch in chars]
+    known = set(tokens)
+    words = sorted((w for w, n in counts.items() if n >= min_frequency and w not in known), key=lambda w: (-counts[w], w))
+    tokens += words[: max(0, vocab_size - len(tokens))]
     path = os.fspath(out_path)
     if os.path.isdir(path) or path.endswith(os.sep):
         os.makedirs(path, exist_ok=True)

@@ -36,3 +36,13 @@ def test_built_vocab(tmp_path):
     assert tok.bos_token_id == size and tok.enc_token_id == size + 1 and len(tok) == size + 2
     ids = tok(["red car"], return_tensors="pt").input_ids[0].tolist()
     assert ids[0] == 2 and ids[-1] == 3 and 1 not in ids  # [CLS] ... [SEP], no [UNK]
+
+
+def test_built_vocab_is_deterministic_and_spells_rare_words(tmp_path):
+    captions = ["A red car.", "a blue car", "red and blue", "a car"]
+    first = open(build_wordpiece_vocab(captions, tmp_path / "a.txt", vocab_size=25), encoding="utf-8").read()
+    assert open(build_wordpiece_vocab(captions, tmp_path / "b.txt", vocab_size=25), encoding="utf-8").read() == first
+    tokens = first.split("\n")[:-1]
+    assert tokens[-2:] == ["car", "blue"]  # 23 characters, then words by count (car 3), ties by spelling (blue, red: 2)
+    tok = create_tokenizer(str(tmp_path / "a.txt"))
+    assert tok.tokenize("red car") == ["r", "##e", "##d", "car"]  # a word past vocab_size is spelled, no [UNK]
