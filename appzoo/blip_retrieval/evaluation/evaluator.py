@@ -267,11 +267,17 @@ class RetrievalEvaluator:
         return torch.cat(ids), torch.cat(atts)
 
     def _text_features(self, model, ids, atts, device):
-        feats = [torch.zeros(0, model.config.embed_dim, device=device)]
+        """ITC features of captions; batches of similar lengths, each cut to its longest (see _rerank)."""
+        lengths = _token_lengths(atts)
+        order = torch.argsort(lengths, stable=True)
+        feats = torch.zeros(ids.shape[0], model.config.embed_dim, device=device)
         for i in range(0, ids.shape[0], self.text_batch_size):
-            b_ids, b_atts = ids[i:i + self.text_batch_size].to(device), atts[i:i + self.text_batch_size].to(device)
-            feats.append(model.text_feat(model.encode_text(b_ids, b_atts)).float())
-        return torch.cat(feats)
+            rows = order[i:i + self.text_batch_size]
+            length = int(lengths[rows].max())
+            b_ids, b_atts = ids[rows, :length].to(device), atts[rows, :length].to(device)
+            feat = model.text_feat(model.encode_text(b_ids, b_atts, first_token_only=True)).float()
+            feats[rows.to(device)] = feat
+        return feats
 
     def _image_features(self, model, image_loader, device):
         indices, embeds, feats = [], [], []

@@ -144,9 +144,9 @@ class BlipRetrieval(nn.Module):
         """Normalised ITC feature [B, embed_dim] of the class token."""
         return F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
 
-    def encode_text(self, input_ids, attention_mask):
-        """Text-only mode (no cross-attention): [B, L] -> [B, L, Wt]."""
-        return self.text_encoder(input_ids, attention_mask)
+    def encode_text(self, input_ids, attention_mask, first_token_only=False):
+        """Text-only mode (no cross-attention): [B, L] -> [B, L, Wt] ([B, 1, Wt] with first_token_only)."""
+        return self.text_encoder(input_ids, attention_mask, first_token_only=first_token_only)
 
     def text_feat(self, text_embeds):
         return F.normalize(self.text_proj(text_embeds[:, 0, :]), dim=-1)
