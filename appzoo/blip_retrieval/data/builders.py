@@ -22,7 +22,6 @@ DEFAULT_FILES = {
     "synthetic": {s: f"synthetic_{s}.json" for s in SPLITS},
 }
 FLICKR_MODELZOO = "alibaba-pai/blip/flickr30k/annotation/"
-CACHE_ENV = "EASYRETRIEVAL_CACHE"  # same variable and default as easyretrieval.modelzoo's cache
 
 
 def split_kind(split):
@@ -39,8 +38,9 @@ class DataFiles:
 
 def synthetic_dir(config):
     """Where the synthetic dataset of this seed lives: <synthetic_dir or cache/synthetic>/v<version>_seed<seed>."""
-    base = config.synthetic_dir or os.path.join(
-        os.path.expanduser(os.environ.get(CACHE_ENV) or "~/.cache/easyretrieval"), "synthetic")
+    from easyretrieval.modelzoo import default_cache_dir  # one cache root ($EASYRETRIEVAL_CACHE) for everything
+
+    base = config.synthetic_dir or os.path.join(default_cache_dir(), "synthetic")
     return os.path.join(os.path.abspath(os.path.expanduser(base)), f"v{SYNTHETIC_VERSION}_seed{config.synthetic_seed}")
 
 
