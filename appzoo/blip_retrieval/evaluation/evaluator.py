@@ -5,8 +5,10 @@ slice), ITC feature vectors gathered. Stage 2: every distinct (image, text) pair
 top-k candidates is scored once, by the rank holding the image's embeddings, grouped by image so that
 the image side of the cross-attention (keys/values of every layer) is computed once per image; the
 score of a re-ranked candidate is its ITM positive logit + its ITC similarity, -100 for the rest
-(official). Only top-k indices and scores travel between ranks; each rank keeps only its own images'
-embeddings (in the compute dtype, on the device when they fit). Metrics: metrics.itm_eval_topk.
+(official). No work goes to padding tokens (length-sorted batches cut to their longest caption), the
+last text layer computes only the [CLS] row, and each caption's image-free prefix is computed once; all
+exact (README.md). Only top-k indices and scores travel between ranks; each rank keeps only its own
+images' embeddings (in the compute dtype, on the device when they fit). Metrics: metrics.itm_eval_topk.
 """
 import contextlib
 import time
