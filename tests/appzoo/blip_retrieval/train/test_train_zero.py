@@ -46,3 +46,15 @@ def test_each_zero_stage_trains(synthetic, tmp_path, stage):
     assert set(record) >= {"train_loss_ita", "train_loss_itm", "train_lr", "val_r_mean", "test_r_mean", "epoch"}
     assert record["test_r_mean"] > 2 * CHANCE_R_MEAN  # recall rises far above chance in one epoch
     assert os.path.isfile(os.path.join(tmp_path, "checkpoint_best.pth"))
+
+
+def test_zero3_bf16_keeps_ema_and_queues_float32(synthetic, tmp_path, data_parallel_fp32):
+    """bf16 under ZeRO-3 on 2 ranks: the EMA runs in float32 shadows of the shards, queues stay float32,
+    and the losses differ from fp32 data parallel only by bf16 rounding."""
+    run_worker(synthetic, tmp_path, "--stage", 3, "--precision", "bf16", "--steps", 3, "--n_train", 96)
+    got = load_result(tmp_path)
+    torch.testing.assert_close(torch.tensor(got["losses"]), torch.tensor(data_parallel_fp32["losses"]),
+                               rtol=3e-2, atol=0)
+    assert got["state_dict"]["image_queue"].dtype == got["state_dict"]["text_queue"].dtype == torch.float32
+    shadow = got["momentum_shadow"]
+    assert shadow and all(v.dtype == torch.float32 for v in shadow.values())
