@@ -6,13 +6,14 @@ import numpy as np
 import torch
 
 
-def capture_rng_state() -> dict:
+def capture_rng_state(cuda: bool = True) -> dict:
+    """Python, numpy, torch CPU and (when `cuda` and present) every GPU generator's state."""
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if cuda and torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -41,13 +42,11 @@ def derive_seed(*keys: int) -> int:
 def seeded_cpu_rngs(seed: int):
     """Run a block with python, numpy and torch's CPU generator seeded, then put them back as they were
     (only the CPU generator: torch.manual_seed would also reset the GPU ones that dropout draws from)."""
-    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    state = capture_rng_state(cuda=False)
     random.seed(seed)
     np.random.seed(seed)
     torch.default_generator.manual_seed(seed)
     try:
         yield
     finally:
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
+        restore_rng_state(state)
