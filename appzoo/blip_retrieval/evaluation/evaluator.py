@@ -209,8 +209,10 @@ class RetrievalEvaluator:
         timings = {}
         tick = time.perf_counter()
         text_ids, text_atts = self._tokenize(model, texts)
+        lengths = _token_lengths(text_atts)
         start, end = split_range(len(texts), comm.rank, comm.world_size)
-        text_feat = comm.gather_rows(self._text_features(model, text_ids[start:end], text_atts[start:end], device))
+        text_feat = comm.gather_rows(self._text_features(model, text_ids[start:end], text_atts[start:end],
+                                                         lengths[start:end], device))
         timings["text_features_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -235,7 +237,7 @@ class RetrievalEvaluator:
         local_pos = torch.full((num_images,), -1, dtype=torch.long)
         local_pos[local_index] = torch.arange(local_index.numel())
         plan = plan_rerank(i2t_idx.cpu(), t2i_idx.cpu(), local_pos, len(texts))
-        pair_logit = self._rerank(model, plan, image_embeds, text_ids, text_atts, device)
+        pair_logit = self._rerank(model, plan, image_embeds, text_ids, text_atts, lengths, device)
         i2t_score = pair_logit[plan.i2t_pair] + i2t_sim.float().cpu()
         t2i_score = torch.zeros(t2i_idx.shape, dtype=torch.float32)
         rows, cols = plan.t2i_rows, plan.t2i_cols
@@ -268,9 +270,8 @@ class RetrievalEvaluator:
             atts.append(out.attention_mask)
         return torch.cat(ids), torch.cat(atts)
 
-    def _text_features(self, model, ids, atts, device):
+    def _text_features(self, model, ids, atts, lengths, device):
         """ITC features of captions; batches of similar lengths, each cut to its longest (see _rerank)."""
-        lengths = _token_lengths(atts)
         order = torch.argsort(lengths, stable=True)
         feats = torch.zeros(ids.shape[0], model.config.embed_dim, device=device)
         for i in range(0, ids.shape[0], self.text_batch_size):
@@ -332,12 +333,11 @@ class RetrievalEvaluator:
         slot[needed] = torch.arange(needed.numel())
         return torch.cat(parts), slot.to(device)
 
-    def _rerank(self, model, plan, image_embeds, text_ids, text_atts, device):
+    def _rerank(self, model, plan, image_embeds, text_ids, text_atts, lengths, device):
         """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
         logits = torch.empty(plan.num_pairs, dtype=torch.float32, device=device)
         # Each batch runs at its longest caption's length: padding tokens are masked out of every attention
         # (exp(-10000) is exactly 0 in float32) and no other token reads them, so the scores do not change.
-        lengths = _token_lengths(text_atts)
         pair_len = lengths[plan.text]
         text_ids, text_atts = text_ids.to(device), text_atts.to(device)
         prefix, slot = self._itm_prefixes(model, plan.text, text_ids, text_atts, lengths, device)
