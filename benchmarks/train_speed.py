@@ -106,7 +106,7 @@ def main():
     for ckpt_layer in [int(c) for c in args.ckpt_layers.split(",")]:
         base_s = run_ddp(args, tokenizer, batches, device, ckpt_layer)
         base_mb = _peak_mb(device)
-        rows.append((f"DDP fp32 (official)", ckpt_layer, samples / base_s, base_mb, 1.0))
+        rows.append(("DDP fp32 (official)", ckpt_layer, samples / base_s, base_mb, 1.0))
         for stage in [int(s) for s in args.stages.split(",")]:
             secs = run_engine(args, tokenizer, batches, device, stage, ckpt_layer, info.world_size)
             rows.append((f"ours ZeRO-{stage} {args.precision}", ckpt_layer, samples / secs, _peak_mb(device),

@@ -8,13 +8,14 @@
 Problems the user can fix print one line and exit with code 2, without a traceback.
 """
 import argparse
+import faulthandler
 import importlib
 import json
 import os
 import sys
 
 from easyretrieval.app import RunContext
-from easyretrieval.distributed import dist_info_from_env, shutdown_distributed
+from easyretrieval.distributed import dist_info_from_env, exit_process, shutdown_distributed
 from easyretrieval.errors import UserError
 from easyretrieval.parameters import parse_user_defined_parameters
 from easyretrieval.registry import COMMANDS, available_apps, get_app, load_all_apps
@@ -106,7 +107,8 @@ def _main(argv):
     return 0
 
 
-def main(argv=None):
+def run_main(argv=None):
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         code = _main(argv)
@@ -115,7 +117,13 @@ def main(argv=None):
         prefix = "easyretrieval: error: " if rank == 0 else f"easyretrieval: error (rank {rank}): "
         print(prefix + mask_secrets(str(e)).replace("\n", " "), file=sys.stderr, flush=True)
         code = e.exit_code
-    sys.exit(code)
+    return code
+
+
+def main(argv=None):
+    """The `easyretrieval` program: run, then end the process with the exit code."""
+    faulthandler.enable()  # a crash in native code still shows where Python was
+    exit_process(run_main(argv))
 
 
 if __name__ == "__main__":

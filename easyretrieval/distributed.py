@@ -4,8 +4,11 @@ Ranks come from the environment (RANK, WORLD_SIZE, LOCAL_RANK) or from --local_r
 CPUs gloo. Everything here is a thin, explicit wrapper so that lower layers receive ranks as arguments.
 """
 import datetime
+import gc
+import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,6 +49,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
+_group_started = False  # set once this process has joined a process group
+
+
 def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
     """Initialise torch.distributed (through DeepSpeed, so its communication layer is set up too).
 
@@ -55,8 +61,10 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
     import torch
     import torch.distributed as dist
 
+    global _group_started
     if dist.is_available() and dist.is_initialized():
         return
+    _group_started = True
     os.environ.setdefault("RANK", str(info.rank))
     os.environ.setdefault("LOCAL_RANK", str(info.local_rank))
     os.environ.setdefault("WORLD_SIZE", str(info.world_size))
@@ -96,14 +104,33 @@ def barrier():
 
 
 def shutdown_distributed():
-    """Tear the process groups down before the interpreter exits.
-
-    Left to interpreter teardown, the communication threads of a group can abort the process
-    ('terminate called without an active exception') after the work itself succeeded.
-    """
+    """Wait for every rank, then tear the process groups down (call once the work is done)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         if dist.get_world_size() > 1:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_process(code: int):
+    """End the process with `code`; after a process group, skip the interpreter's finalization.
+
+    DeepSpeed keeps references to its gloo groups, so their C++ worker threads outlive
+    destroy_process_group. If one of them asks for the GIL while Python finalizes, Python
+    unwinds that thread and C++ aborts the process ('terminate called without an active
+    exception', exit -6) after a run that succeeded and saved everything. All output is flushed
+    and every file is closed by then, so only that teardown is skipped.
+    """
+    import torch.distributed as dist
+
+    if not (_group_started or (dist.is_available() and dist.is_initialized())):
+        sys.exit(code)
+    gc.collect()  # finalizers of objects in reference cycles (e.g. data-loader workers) still run
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe must not change the exit code
+            pass
+    os._exit(code)

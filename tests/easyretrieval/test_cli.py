@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from easyretrieval.cli import main
+from easyretrieval.cli import run_main
 
 
 def run_cli(*args, cwd=None, env=None):
@@ -58,10 +58,9 @@ def test_config_json_is_saved_with_resolved_defaults(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(BlipRetrievalApp, "evaluate", lambda self: seen.setdefault("cfg", self.config))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path), "--local-rank", "0",
-              "--user_defined_parameters", "vit=large batch_size_test=8"])
-    assert exit_info.value.code == 0
+    code = run_main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path),
+                     "--local-rank", "0", "--user_defined_parameters", "vit=large batch_size_test=8"])
+    assert code == 0
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["mode"] == "evaluate" and saved["app"] == "blip_retrieval"
     assert saved["parameters"]["batch_size_test"] == 8
@@ -80,7 +79,6 @@ def test_secrets_are_masked_in_errors_and_config(tmp_path, monkeypatch):
 
     monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", secret)
     monkeypatch.setattr(BlipRetrievalApp, "evaluate", lambda self: None)
-    with pytest.raises(SystemExit):
-        main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path),
-              "--user_defined_parameters", f"image_root=oss://bucket/{secret}/images"])
+    assert run_main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path),
+                     "--user_defined_parameters", f"image_root=oss://bucket/{secret}/images"]) == 0
     assert secret not in (tmp_path / "config.json").read_text()

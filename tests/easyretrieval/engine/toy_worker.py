@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from toy_task import ToyTask  # noqa: E402
 
-from easyretrieval.distributed import dist_info_from_env, init_distributed  # noqa: E402
+from easyretrieval.distributed import dist_info_from_env, exit_process, init_distributed  # noqa: E402
 from easyretrieval.engine import checkpointing  # noqa: E402
 from easyretrieval.engine.ds_config import DsParams, build_ds_config, load_ds_config  # noqa: E402
 from easyretrieval.engine.export import consolidated_state_dict  # noqa: E402
@@ -74,3 +74,4 @@ def main():
 if __name__ == "__main__":
     main()
     shutdown_distributed()
+    exit_process(0)

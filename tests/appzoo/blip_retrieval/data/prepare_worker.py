@@ -7,7 +7,7 @@ import sys
 
 from appzoo.blip_retrieval.data import build_dataset, create_eval_image_loader, prepare_data
 from appzoo.blip_retrieval.params import SCHEMA
-from easyretrieval.distributed import barrier, dist_info_from_env, init_distributed
+from easyretrieval.distributed import barrier, dist_info_from_env, exit_process, init_distributed
 from easyretrieval.errors import UserError
 from easyretrieval.distributed import shutdown_distributed  # noqa: E402
 
@@ -37,3 +37,4 @@ def main(synthetic_dir, out_prefix, image_root=None, ann_root=None):
 if __name__ == "__main__":
     main(*sys.argv[1:])
     shutdown_distributed()
+    exit_process(0)

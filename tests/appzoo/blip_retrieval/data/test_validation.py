@@ -3,7 +3,7 @@ import os
 import pytest
 
 from appzoo.blip_retrieval.data.validation import entry_problems, path_problems, validate_annotations
-from easyretrieval.cli import main as cli_main
+from easyretrieval.cli import run_main
 from easyretrieval.errors import UserError
 from easyretrieval.registry import COMMANDS, register_command
 
@@ -126,11 +126,10 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path, image_root, capsys):
         return 0
 
     try:
-        with pytest.raises(SystemExit) as e:
-            cli_main(["_test_validate_annotations"])
+        code = run_main(["_test_validate_annotations"])
     finally:
         COMMANDS._items.pop("_test_validate_annotations")
-    assert e.value.code == 2
+    assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "t.json[0]: image path '../x.jpg' leaves image_root" in err
     assert "t.json[0]: empty caption" in err

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import torch
 
-from easyretrieval.distributed import dist_info_from_env, init_distributed
+from easyretrieval.distributed import dist_info_from_env, exit_process, init_distributed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_fixtures import IMAGE_SIZE, make_model  # noqa: E402
@@ -63,3 +63,4 @@ def main(out_dir, root, vocab, k_test):
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
     shutdown_distributed()
+    exit_process(0)

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from eval_fixtures import make_dataset, make_model, make_tokenizer

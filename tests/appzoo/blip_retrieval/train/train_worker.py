@@ -7,7 +7,6 @@ Writes OUT_DIR/result_rank{R}.pt: per-step losses (mean over ranks), consolidate
 import argparse
 import os
 import signal
-import sys
 
 import torch
 import torch.distributed as dist
@@ -16,7 +15,7 @@ from appzoo.blip_retrieval.app import BlipRetrievalApp
 from easyretrieval.app import RunContext
 from easyretrieval.distributed import dist_info_from_env
 from easyretrieval.engine.export import consolidated_state_dict
-from easyretrieval.distributed import shutdown_distributed  # noqa: E402
+from easyretrieval.distributed import exit_process, shutdown_distributed  # noqa: E402
 
 TINY = {
     "dataset": "synthetic", "vit": "tiny", "tokenizer": "build", "image_size": 32, "queue_size": 32,
@@ -97,4 +96,4 @@ def main(argv=None):
 if __name__ == "__main__":
     code = main()
     shutdown_distributed()
-    sys.exit(code)
+    exit_process(code)
