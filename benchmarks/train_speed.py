@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 
 from appzoo.blip_retrieval.model import build_wordpiece_vocab, create_config, create_model, create_tokenizer
-from easyretrieval.distributed import device_for, dist_info_from_env, init_distributed
+from easyretrieval.distributed import device_for, dist_info_from_env, exit_process, init_distributed, \
+    shutdown_distributed
 from easyretrieval.engine.ds_config import DEFAULT_DS_CONFIG, DsParams, build_ds_config
 from easyretrieval.engine.trainer import build_engine
 
@@ -122,3 +123,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    shutdown_distributed()
+    exit_process(0)
