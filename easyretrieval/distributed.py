@@ -113,7 +113,7 @@ def shutdown_distributed():
         dist.destroy_process_group()
 
 
-def exit_process(code: int):
+def exit_process(code: int = 0):
     """End the process with `code`; after a process group, skip the interpreter's finalization.
 
     DeepSpeed keeps references to its gloo groups, so their C++ worker threads outlive
@@ -124,6 +124,8 @@ def exit_process(code: int):
     """
     import torch.distributed as dist
 
+    if not isinstance(code, int):
+        raise TypeError(f"exit_process needs an int exit code, got {code!r}")
     if not (_group_started or (dist.is_available() and dist.is_initialized())):
         sys.exit(code)
     gc.collect()  # finalizers of objects in reference cycles (e.g. data-loader workers) still run
