@@ -71,7 +71,8 @@ def create_evaluator(config, dist: DistInfo, device):
 
     return RetrievalEvaluator(config.k_test, config.batch_size_test, precision=config.eval_precision,
                               device=device, dist=dist, timeout_s=config.collective_timeout,
-                              progress=dist.is_main, num_workers=config.num_workers)
+                              progress=dist.is_main, num_workers=config.num_workers,
+                              worker_start_method=config.worker_start_method)
 
 
 def format_recall(split, metrics) -> str:

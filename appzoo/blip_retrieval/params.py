@@ -26,6 +26,9 @@ SCHEMA = ParamSchema([
     Param("num_workers", int, 4, "data-loader worker processes per rank", min=0),
     Param("pin_memory", bool, True, "pin host memory for faster GPU copies"),
     Param("persistent_workers", bool, True, "keep loader workers alive between epochs"),
+    Param("worker_start_method", str, "forkserver", "how loader workers start: forkserver/spawn from a clean "
+          "process; fork copies this multi-threaded one (faster, but the child can deadlock)",
+          choices=("forkserver", "spawn", "fork")),
     Param("synthetic_dir", str, "", "cache dir of the synthetic dataset (default: under the cache dir)"),
     Param("synthetic_seed", int, 0, "seed of the synthetic dataset"),
     # model

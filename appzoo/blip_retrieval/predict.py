@@ -119,7 +119,8 @@ def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top
 
     device = evaluator.resolve_device(model)
     dataset = ImageFiles(images.values, create_transform(model.config.vision.image_size, train=False))
-    loader = create_eval_image_loader(dataset, evaluator.batch_size, evaluator.dist, num_workers=num_workers)
+    loader = create_eval_image_loader(dataset, evaluator.batch_size, evaluator.dist, num_workers=num_workers,
+                                      start_method=evaluator.worker_start_method)
     k = max(evaluator.k_test, top_k)
     with evaluator.inference(model, device):
         scored = evaluator.two_stage(model, [pre_caption(t, max_words) for t in texts.values], loader, len(dataset), device,

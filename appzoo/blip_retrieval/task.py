@@ -21,7 +21,7 @@ class BlipRetrievalTask(TrainTask):
         self.loader = create_train_loader(
             train_dataset, config.batch_size_train, dist, num_workers=config.num_workers,
             pin_memory=config.pin_memory, persistent_workers=config.persistent_workers, seed=seed,
-            augment_seed=augment_seed,
+            augment_seed=augment_seed, start_method=config.worker_start_method,
         )
         self.seed = seed
         self.last_results = {}

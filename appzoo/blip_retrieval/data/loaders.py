@@ -4,6 +4,12 @@ Both loaders count images skipped under `skip_bad_images` in the main process (`
 cumulative) whatever the number of workers, and turn a bad-image error raised in a worker back into the
 one-line UserError of the dataset.
 """
+import functools
+import multiprocessing
+import os
+import threading
+import time
+
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
@@ -118,34 +124,70 @@ class CountingLoader(DataLoader):
                 yield batch
 
 
-def _worker_kwargs(num_workers, pin_memory, persistent_workers):
-    return {
+def _exit_when_gone(owner_pid, worker_id, poll_s=1.0):
+    """worker_init_fn under forkserver: end this worker once the process that owns its loader is gone.
+
+    A forkserver worker is the server's child, so torch's own orphan check (the parent changed) never
+    fires, and the server lives as long as any worker holds its pipe: a rank killed with SIGKILL would
+    leave both behind for ever, holding the launcher's output pipes open.
+    """
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # exists (owned by someone else): not ours to judge
+                pass
+
+    threading.Thread(target=watch, name="loader-owner-watch", daemon=True).start()
+
+
+def _worker_kwargs(num_workers, pin_memory, persistent_workers, start_method):
+    kwargs = {
         "num_workers": num_workers,
         "pin_memory": bool(pin_memory) and torch.cuda.is_available(),
         "persistent_workers": bool(persistent_workers) and num_workers > 0,
     }
+    if num_workers == 0:
+        return kwargs
+    # Not fork by default: this process runs communication, checkpoint and logging threads, and a fork
+    # taken while one of them holds an interpreter lock leaves the worker hung for ever (seen with
+    # CPython 3.11: the child waits on the thread-state lock). forkserver forks workers from a clean,
+    # single-threaded server that has already imported the entry script and this package, so starting a
+    # worker stays cheap. The server (and so every worker) keeps the environment of its start, and the
+    # entry script needs the `if __name__ == "__main__":` guard, as for spawn.
+    context = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        context.set_forkserver_preload(["__main__", __name__])  # no effect once the server runs
+        kwargs["worker_init_fn"] = functools.partial(_exit_when_gone, os.getpid())
+    kwargs["multiprocessing_context"] = context
+    return kwargs
 
 
 def create_train_loader(dataset, batch_size, dist: DistInfo, num_workers=4, pin_memory=True,
-                        persistent_workers=True, seed=0, drop_last=True, augment_seed=None):
+                        persistent_workers=True, seed=0, drop_last=True, augment_seed=None,
+                        start_method="forkserver"):
     """Shuffled, rank-partitioned training batches (images, captions, img_idx) as official.
 
     The sampler is `loader.sampler` (ResumableDistributedSampler): call `set_epoch(e)` each epoch and
     `set_start_index(batches_done * batch_size)` to resume inside an epoch. `seed` shuffles (official: 0);
     `augment_seed` (None: the process's global generators, as official) seeds each sample's augmentation.
+    `start_method`: multiprocessing start method of the workers (see _worker_kwargs).
     """
     sampler = ResumableDistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                           seed=seed, augment_seed=augment_seed)
     return CountingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                          **_worker_kwargs(num_workers, pin_memory, persistent_workers))
+                          **_worker_kwargs(num_workers, pin_memory, persistent_workers, start_method))
 
 
 def create_eval_image_loader(dataset, batch_size, dist: DistInfo, num_workers=4, pin_memory=True,
-                             persistent_workers=False):
+                             persistent_workers=False, start_method="forkserver"):
     """This rank's contiguous slice of the eval images, in order, as (images, indices) batches.
 
     Ranks may get unequal counts; with skip_bad_images a bad image's index is simply absent.
     """
     sampler = ContiguousSliceSampler(len(dataset), dist.rank, dist.world_size)
     return CountingLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
-                          **_worker_kwargs(num_workers, pin_memory, persistent_workers))
+                          **_worker_kwargs(num_workers, pin_memory, persistent_workers, start_method))

@@ -113,11 +113,12 @@ class RetrievalEvaluator:
     precision: fp32, or bf16/fp16 autocast (GPU only). device: defaults to the model's. dist: DistInfo.
     timeout_s: collective timeout of the evaluation's process group. itm_batch_size: pairs per ITM
     forward; images_per_group: images whose cross-attention keys/values are held at once.
+    num_workers / worker_start_method: image-loader worker processes and how they start.
     """
 
     def __init__(self, k_test, batch_size, precision="fp32", device=None, dist: Optional[DistInfo] = None,
                  timeout_s=1800.0, progress=True, num_workers=0, text_batch_size=256, itm_batch_size=256,
-                 images_per_group=16):
+                 images_per_group=16, worker_start_method="forkserver"):
         if precision not in PRECISIONS:
             raise UserError(f"eval_precision '{precision}' is not one of {', '.join(PRECISIONS)}")
         if k_test < 1:
@@ -130,6 +131,7 @@ class RetrievalEvaluator:
         self.timeout_s = float(timeout_s)
         self.progress = progress
         self.num_workers = num_workers
+        self.worker_start_method = worker_start_method
         self.text_batch_size = int(text_batch_size)
         self.itm_batch_size = int(itm_batch_size)
         self.images_per_group = int(images_per_group)
@@ -140,11 +142,16 @@ class RetrievalEvaluator:
         model = unwrap(model)
         device = self.resolve_device(model)
         if image_loader is None:
-            from appzoo.blip_retrieval.data import create_eval_image_loader
-
-            image_loader = create_eval_image_loader(dataset, self.batch_size, self.dist, num_workers=self.num_workers)
+            image_loader = self.image_loader(dataset)
         with self.inference(model, device):
             return self._evaluate(model, dataset, image_loader, device)
+
+    def image_loader(self, dataset):
+        """This rank's slice of `dataset`'s images, batched for the image encoder."""
+        from appzoo.blip_retrieval.data import create_eval_image_loader
+
+        return create_eval_image_loader(dataset, self.batch_size, self.dist, num_workers=self.num_workers,
+                                        start_method=self.worker_start_method)
 
     @contextlib.contextmanager
     def inference(self, model, device):

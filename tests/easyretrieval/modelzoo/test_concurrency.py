@@ -49,9 +49,10 @@ def test_two_nodes_without_shared_filesystem_download_once_each(http_server, tmp
                os.path.join(HERE, "resolve_worker.py"), url]
         nodes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [node.communicate(timeout=120)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs
+    report = "\n".join(f"--- node {i} output:\n{out}" for i, out in enumerate(outputs))
+    assert [node.returncode for node in nodes] == [0, 0], report
     lines = [line for out in outputs for line in out.splitlines() if line.startswith("RESOLVED")]
-    assert len(lines) == 4, outputs
+    assert len(lines) == 4, report
     assert {line.split()[3] for line in lines} == {hashlib.sha256(data).hexdigest()}
     for node_rank in (0, 1):  # each node's ranks read the file from that node's own cache
         assert all(str(tmp_path / f"node{node_rank}") in line for line in lines if f"node={node_rank}" in line)

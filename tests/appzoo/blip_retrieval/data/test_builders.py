@@ -118,7 +118,10 @@ def test_custom_oss_reads_images_and_annotations_from_oss_in_workers(oss):
     with pytest.raises(UserError, match=r"bad.json\[0\]: image '9.jpg' not found under image_root 'oss://data/shapes/img'"):
         prepare_data(cfg, splits=("val",))
     ds = builders.build_dataset(cfg, "test")
-    loader = create_eval_image_loader(ds, 2, DistInfo(), num_workers=2, persistent_workers=False)
+    # spawn: the workers must see this test's OSS endpoint in the environment; forkserver workers get the
+    # environment of the moment the server started (an earlier test's, in this pytest process)
+    loader = create_eval_image_loader(ds, 2, DistInfo(), num_workers=2, persistent_workers=False,
+                                      start_method="spawn")
     batches = list(loader)
     idx = torch.cat([i for _, i in batches])
     assert idx.tolist() == list(range(6)) and batches[0][0].shape == (2, 3, 16, 16)

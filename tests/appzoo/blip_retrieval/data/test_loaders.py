@@ -142,3 +142,56 @@ def test_bad_image_in_a_worker_raises_a_one_line_user_error_with_the_path(many):
         list(loader)
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"cannot read image '{bad}'")
+
+
+KILLED_OWNER = """
+import os, signal, sys
+from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
+from appzoo.blip_retrieval.data.loaders import create_eval_image_loader
+from appzoo.blip_retrieval.data.transforms import create_transform
+from easyretrieval.distributed import DistInfo
+
+if __name__ == "__main__":
+    ds = RetrievalEvalDataset(sys.argv[1], sys.argv[2], create_transform(8, train=False))
+    loader = create_eval_image_loader(ds, 2, DistInfo(), num_workers=2, persistent_workers=True)
+    next(iter(loader))  # workers are up
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _processes_with(marker):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the worker processes")
+def test_forkserver_workers_exit_when_their_owner_is_killed(many, tmp_path):
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    root, _, test = many
+    marker = f"EASYRETRIEVAL_TEST_MARKER={uuid.uuid4().hex}"
+    env = dict(os.environ, EASYRETRIEVAL_TEST_MARKER=marker.split("=")[1])
+    script = tmp_path / "owner.py"
+    script.write_text(KILLED_OWNER)
+    # output to files: orphans holding a pipe would keep subprocess.run waiting for its end
+    with open(tmp_path / "owner.log", "w") as log:
+        owner = subprocess.run([sys.executable, str(script), test, root], env=env, timeout=120,
+                               stdout=log, stderr=subprocess.STDOUT)
+    assert owner.returncode == -9, (tmp_path / "owner.log").read_text()
+    deadline = time.time() + 20
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    left = _processes_with(marker)
+    for pid in left:  # do not leave them behind when the test fails
+        os.kill(pid, 9)
+    assert not left, "the forkserver and its loader workers outlived the killed owner"
