@@ -115,7 +115,9 @@ def run_main(argv=None):
     except UserError as e:
         rank = int(os.environ.get("RANK", "0"))
         prefix = "easyretrieval: error: " if rank == 0 else f"easyretrieval: error (rank {rank}): "
-        print(prefix + mask_secrets(str(e)).replace("\n", " "), file=sys.stderr, flush=True)
+        # one write, so that ranks printing at once (unbuffered under torchrun) do not mix their lines
+        sys.stderr.write(prefix + mask_secrets(str(e)).replace("\n", " ") + "\n")
+        sys.stderr.flush()
         code = e.exit_code
     return code
 
