@@ -109,18 +109,17 @@ class Rankings:
     text_feat: np.ndarray    # [num_texts, D]
 
 
-def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top_k: int, num_workers=0,
-         max_words=30) -> Rankings:
+def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top_k: int, max_words=30) -> Rankings:
     """Two-stage rankings of the gallery for every query (all ranks call it together).
 
-    Texts are normalised as the training captions were (official pre_caption, max_words)."""
-    from appzoo.blip_retrieval.data import create_eval_image_loader, create_transform
+    Images load as the evaluator loads them (its num_workers and worker_start_method). Texts are normalised
+    as the training captions were (official pre_caption, max_words)."""
+    from appzoo.blip_retrieval.data import create_transform
     from appzoo.blip_retrieval.model.tokenizer import pre_caption
 
     device = evaluator.resolve_device(model)
     dataset = ImageFiles(images.values, create_transform(model.config.vision.image_size, train=False))
-    loader = create_eval_image_loader(dataset, evaluator.batch_size, evaluator.dist, num_workers=num_workers,
-                                      start_method=evaluator.worker_start_method)
+    loader = evaluator.image_loader(dataset)
     k = max(evaluator.k_test, top_k)
     with evaluator.inference(model, device):
         scored = evaluator.two_stage(model, [pre_caption(t, max_words) for t in texts.values], loader, len(dataset), device,
@@ -191,8 +190,7 @@ def run_predict(config, run) -> str:
     evaluator = create_evaluator(config, info, device)
     text_to_image = gallery.kind == "images"
     images, texts = (gallery, queries) if text_to_image else (queries, gallery)
-    rankings = rank(model, evaluator, images, texts, text_to_image, config.top_k, num_workers=config.num_workers,
-                    max_words=config.max_words)
+    rankings = rank(model, evaluator, images, texts, text_to_image, config.top_k, max_words=config.max_words)
     path = os.path.join(run.output_dir, PREDICTIONS_FILE)
     if info.is_main:
         path = write_outputs(rankings, gallery, queries, run.output_dir, config.save_embeddings)

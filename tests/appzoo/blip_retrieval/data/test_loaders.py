@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+import time
+import uuid
 
 import pytest
 import torch
@@ -160,6 +164,7 @@ if __name__ == "__main__":
 
 
 def _processes_with(marker):
+    """Pids whose environment holds `marker` (NAME=value): a process and everything it started."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -173,14 +178,10 @@ def _processes_with(marker):
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the worker processes")
 def test_forkserver_workers_exit_when_their_owner_is_killed(many, tmp_path):
-    import subprocess
-    import sys
-    import time
-    import uuid
-
     root, _, test = many
-    marker = f"EASYRETRIEVAL_TEST_MARKER={uuid.uuid4().hex}"
-    env = dict(os.environ, EASYRETRIEVAL_TEST_MARKER=marker.split("=")[1])
+    token = uuid.uuid4().hex
+    marker = f"EASYRETRIEVAL_TEST_MARKER={token}"
+    env = dict(os.environ, EASYRETRIEVAL_TEST_MARKER=token)
     script = tmp_path / "owner.py"
     script.write_text(KILLED_OWNER)
     # output to files: orphans holding a pipe would keep subprocess.run waiting for its end
