@@ -1,14 +1,19 @@
-"""Evaluation speed: the official BLIP loop vs our evaluator, same model and data, in one run (issue 7).
+"""Evaluation speed: the official BLIP loop vs our evaluator, same model and data, in one run.
 
 (a) official_reference.official_evaluation: one query at a time, image embeddings repeated k_test
-times, fp32; (b) appzoo.blip_retrieval.evaluation.RetrievalEvaluator. Checks that R@K are identical
-(and reports the largest score difference; exit code 1 when they differ), prints both times and the
-ratio, and one JSON line.
+times, fp32; (b) appzoo.blip_retrieval.evaluation.RetrievalEvaluator, once per --precisions entry.
+Checks that R@K are identical (and reports the largest score difference; exit code 1 when they differ),
+prints both times and the ratio, the R@K change of each further precision against the first, and one
+JSON line (also written to --json).
+With --official-queries N the official loop re-ranks only a fixed, evenly spaced sample of N image
+queries and N * texts/images text queries; its time is extrapolated (feature stage + each direction's
+re-rank time scaled to all queries), and exactness is checked on the sampled rows: every sampled query's
+scores and the rank of its ground truth must equal ours (so R@K over those queries is identical).
 The gallery is real JPEG files (random blocks) with random captions, written to --data-dir.
 
   python benchmarks/eval_speed.py                                   # CPU: small ViT, 200 images, 1,000 texts, k 32
-  python benchmarks/eval_speed.py --vit base --image-size 384 --images 1000 --k-test 128   # GPU
-  python benchmarks/eval_speed.py ... --precision bf16              # ours under bf16 autocast (GPU)
+  python benchmarks/eval_speed.py --vit base --image-size 384 --images 1000 --k-test 128 \
+      --precisions fp32,bf16 --official-queries 40                  # GPU (benchmarks/gpu_suite.py)
 """
 import argparse
 import json
@@ -24,6 +29,7 @@ from torch.utils.data import DataLoader
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
+from appzoo.blip_retrieval.evaluation.metrics import dense_ranks
 from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
 from appzoo.blip_retrieval.model.config import create_config
 from appzoo.blip_retrieval.model.tokenizer import build_wordpiece_vocab, create_tokenizer
@@ -55,6 +61,35 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
+def even_sample(total, count):
+    """`count` evenly spaced indices of range(total) (all when count >= total)."""
+    if count >= total:
+        return list(range(total))
+    return [int(i) for i in np.linspace(0, total - 1, count).round()]
+
+
+def _gt_table(lists):
+    """Ragged ground-truth index lists -> [Q, G] int64, -1 padded."""
+    width = max(len(g) for g in lists)
+    return torch.tensor([list(g) + [-1] * (width - len(g)) for g in lists], dtype=torch.long)
+
+
+def compare_sampled(ours, ref, dataset, i2t_rows, t2i_rows):
+    """Largest score difference and whether each sampled query's ground-truth rank is the same."""
+    ours_i2t, ours_t2i = ours.scores_i2t[i2t_rows], ours.scores_t2i[t2i_rows]
+    ref_i2t, ref_t2i = ref.scores_i2t[i2t_rows], ref.scores_t2i[t2i_rows]
+    diff = max(float((ours_i2t - ref_i2t).abs().max()), float((ours_t2i - ref_t2i).abs().max()))
+    gt_i2t = _gt_table([dataset.img2txt[i] for i in i2t_rows])
+    gt_t2i = _gt_table([[dataset.txt2img[t]] for t in t2i_rows])
+    same = bool(torch.equal(dense_ranks(ours_i2t, gt_i2t), dense_ranks(ref_i2t, gt_i2t))
+                and torch.equal(dense_ranks(ours_t2i, gt_t2i), dense_ranks(ref_t2i, gt_t2i)))
+    return diff, same
+
+
+def recall_change(metrics, reference):
+    return {key: round(metrics[key] - reference[key], 4) for key in reference}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vit", default="small")
@@ -63,15 +98,23 @@ def main():
     parser.add_argument("--captions-per-image", type=int, default=5)
     parser.add_argument("--k-test", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32, help="images per encoder batch (both)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="ours only")
+    parser.add_argument("--precisions", default="fp32",
+                        help="ours, comma-separated (fp32, bf16, fp16; half precision needs a GPU); the first is "
+                             "compared with the official loop, the others with the first")
     parser.add_argument("--itm-batch-size", type=int, default=256)
+    parser.add_argument("--official-queries", type=int, default=0,
+                        help="time the official loop on this many image queries (and texts/images times as many "
+                             "text queries) and extrapolate; 0: all queries")
     parser.add_argument("--vocab", default="", help="a vocab.txt (default: built from the captions)")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "easyretrieval_eval_speed"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-official", action="store_true", help="time ours only")
+    parser.add_argument("--json", default="", help="also write the result object to this file")
     args = parser.parse_args()
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
 
     device = torch.device(args.device)
+    tick = time.perf_counter()
     ann = write_gallery(args.data_dir, args.images, args.captions_per_image)
     dataset = RetrievalEvalDataset(ann, os.path.join(args.data_dir, "images"), create_transform(args.image_size, False))
     vocab = args.vocab or build_wordpiece_vocab(dataset.text, os.path.join(args.data_dir, "vocab.txt"), vocab_size=400)
@@ -81,10 +124,8 @@ def main():
                           tokenizer).to(device).eval()
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"threads {torch.get_num_threads()}, vit {args.vit} {args.image_size}px, {len(dataset)} images, "
-          f"{len(dataset.text)} texts, k_test {args.k_test}", flush=True)
+          f"{len(dataset.text)} texts, k_test {args.k_test}, set-up {time.perf_counter() - tick:.1f} s", flush=True)
 
-    evaluator = RetrievalEvaluator(args.k_test, args.batch_size, precision=args.precision, device=device,
-                                   progress=False, itm_batch_size=args.itm_batch_size)
     with torch.no_grad():  # warm-up (kernels, allocator) for both paths
         image = torch.randn(2, 3, args.image_size, args.image_size, device=device)
         ids = tokenizer(["a dog", "a cat"], padding="max_length", max_length=35, return_tensors="pt").to(device)
@@ -93,33 +134,86 @@ def main():
         model.itm_logits_cached(model.cross_kv(embeds), torch.arange(2, device=device), ids.input_ids, ids.attention_mask)
     synchronize(device)
 
-    tick = time.perf_counter()
-    ours = evaluator.evaluate(model, dataset)
-    synchronize(device)
-    t_ours = time.perf_counter() - tick
     out = {"device": str(device), "vit": args.vit, "image_size": args.image_size, "images": len(dataset),
-           "texts": len(dataset.text), "k_test": args.k_test, "precision": args.precision, "ours_s": round(t_ours, 3),
-           "ours_timings": {k: round(v, 3) for k, v in ours.timings.items()},
-           "itm_pairs_ours": ours.stats["itm_pairs_this_rank"], "itm_pairs_official": ours.stats["itm_pairs_official"],
-           "metrics_ours": ours.metrics}
-    print(f"ours:     {t_ours:9.2f} s  {ours.timings}", flush=True)
+           "texts": len(dataset.text), "k_test": args.k_test, "ours": {}}
+
+    def dump():  # after every stage, so that a time box that ends the run keeps the finished stages
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(out, handle, indent=1)
+
+    first = precisions[0]
+    results = {first: time_ours(model, dataset, args, first, device, out)}
+    dump()
     if not args.skip_official:
-        loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
-        tick = time.perf_counter()
-        ref = official_evaluation(model, loader, dataset.text, args.k_test, device=device)
-        synchronize(device)
-        t_ref = time.perf_counter() - tick
-        ref_metrics = itm_eval(ref.scores_i2t, ref.scores_t2i, dataset.txt2img, dataset.img2txt)
-        diff = max(float((ours.scores_i2t - ref.scores_i2t).abs().max()), float((ours.scores_t2i - ref.scores_t2i).abs().max()))
-        same = ref_metrics == ours.metrics
-        out.update(official_s=round(t_ref, 3), speedup=round(t_ref / t_ours, 2), max_abs_score_diff=diff,
-                   recall_identical=same, metrics_official=ref_metrics)
-        print(f"official: {t_ref:9.2f} s", flush=True)
-        print(f"speed-up: {t_ref / t_ours:.2f}x   R@K identical: {same}   max |score diff|: {diff:.2e}", flush=True)
-        if not same:
-            print(f"official {ref_metrics}\nours     {ours.metrics}", flush=True)
+        time_official(model, dataset, args, device, results[first], out)
+        dump()
+    for precision in precisions[1:]:
+        results[precision] = time_ours(model, dataset, args, precision, device, out)
+        change = recall_change(results[precision].metrics, results[first].metrics)
+        out["ours"][precision]["recall_change_vs_" + first] = change
+        print(f"  R@K change vs {first}: {change}", flush=True)
+        dump()
     print(json.dumps(out), flush=True)
     return 0 if out.get("recall_identical", True) else 1
+
+
+def time_ours(model, dataset, args, precision, device, out):
+    """Our evaluator in `precision`; its row lands in out["ours"][precision]."""
+    evaluator = RetrievalEvaluator(args.k_test, args.batch_size, precision=precision, device=device,
+                                   progress=False, itm_batch_size=args.itm_batch_size)
+    tick = time.perf_counter()
+    result = evaluator.evaluate(model, dataset)
+    synchronize(device)
+    seconds = time.perf_counter() - tick
+    out["ours"][precision] = {
+        "seconds": round(seconds, 3), "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "metrics": result.metrics, "itm_pairs": result.stats["itm_pairs_this_rank"],
+        "itm_pairs_official": result.stats["itm_pairs_official"]}
+    print(f"ours {precision}: {seconds:9.2f} s  {out['ours'][precision]['timings']}", flush=True)
+    return result
+
+
+def time_official(model, dataset, args, device, ours, out):
+    """The official loop (all queries, or an evenly spaced sample extrapolated) against `ours`."""
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
+    sampled = 0 < args.official_queries < len(dataset)
+    i2t_rows = even_sample(len(dataset), args.official_queries) if sampled else None
+    t2i_rows = (even_sample(len(dataset.text), round(args.official_queries * len(dataset.text) / len(dataset)))
+                if sampled else None)
+    tick = time.perf_counter()
+    ref = official_evaluation(model, loader, dataset.text, args.k_test, device=device,
+                              i2t_queries=i2t_rows, t2i_queries=t2i_rows)
+    synchronize(device)
+    t_measured = time.perf_counter() - tick
+    if sampled:
+        t_ref = (ref.timings["features"] + ref.timings["itm_i2t"] * len(dataset) / len(i2t_rows)
+                 + ref.timings["itm_t2i"] * len(dataset.text) / len(t2i_rows))
+        diff, same = compare_sampled(ours, ref, dataset, i2t_rows, t2i_rows)
+        ref_metrics = None
+    else:
+        t_ref = t_measured
+        ref_metrics = itm_eval(ref.scores_i2t, ref.scores_t2i, dataset.txt2img, dataset.img2txt)
+        diff = max(float((ours.scores_i2t - ref.scores_i2t).abs().max()),
+                   float((ours.scores_t2i - ref.scores_t2i).abs().max()))
+        same = ref_metrics == ours.metrics
+    first = next(iter(out["ours"]))
+    t_ours = out["ours"][first]["seconds"]
+    out["official"] = {
+        "seconds": round(t_ref, 3), "measured_seconds": round(t_measured, 3),
+        "timings": {k: round(v, 3) for k, v in ref.timings.items()}, "extrapolated": sampled,
+        "queries_timed": {"i2t": len(i2t_rows) if sampled else len(dataset),
+                          "t2i": len(t2i_rows) if sampled else len(dataset.text)},
+        "metrics": ref_metrics}
+    out.update(speedup=round(t_ref / t_ours, 2), max_abs_score_diff=diff, recall_identical=same,
+               recall_checked_on="sampled queries' ground-truth ranks" if sampled else "all queries")
+    how = (f"extrapolated from {len(i2t_rows)} image + {len(t2i_rows)} text queries, measured {t_measured:.2f} s"
+           if sampled else "all queries")
+    print(f"official: {t_ref:9.2f} s  ({how})", flush=True)
+    print(f"speed-up ({first}): {t_ref / t_ours:.2f}x   R@K identical ({out['recall_checked_on']}): {same}   "
+          f"max |score diff|: {diff:.2e}", flush=True)
+    if not same and ref_metrics is not None:
+        print(f"official {ref_metrics}\nours     {ours.metrics}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ activations saved for backward, counted with saved_tensors_hooks). Prints one li
 ratio to the setup without checkpointing of the same size.
 
   python benchmarks/model_memory.py [--steps 5] [--batch 8] [--image-size 384] [--setups base:0,base:4,large:10]
+      [--json rows.json]
 """
 import argparse
+import json
 import statistics
 import time
 
@@ -72,6 +74,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=384)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
+    parser.add_argument("--json", default="", help="also write the rows to this file (after each row)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
@@ -85,13 +88,20 @@ def main():
         what = "peak allocated" if device.type == "cuda" else "saved activations"
         print(f"device {name}, {args.dtype if device.type == 'cuda' else 'fp32'}, batch {args.batch}, "
               f"{args.image_size}px, median of {args.steps} steps; memory = {what}")
-        baseline = {}
+        baseline, rows = {}, []
         for setup in args.setups.split(","):
             vit, layers = setup.split(":")
             peak, seconds = run(vit, int(layers), args.batch, args.image_size, args.steps, device, dtype, tokenizer)
             base = baseline.setdefault(vit, (peak, seconds))
             print(f"vit={vit:5s} vit_ckpt_layer={int(layers):2d}  memory {peak / 2**30:7.2f} GiB "
                   f"({peak / base[0]:.2f}x)  step {seconds * 1000:8.1f} ms ({seconds / base[1]:.2f}x)", flush=True)
+            rows.append({"vit": vit, "vit_ckpt_layer": int(layers), "memory_gib": peak / 2**30, "step_ms": seconds * 1000,
+                         "memory_vs_no_ckpt": peak / base[0], "time_vs_no_ckpt": seconds / base[1]})
+            if args.json:  # rewritten after every row, so a time box that ends the run keeps the finished rows
+                with open(args.json, "w", encoding="utf-8") as handle:
+                    json.dump({"device": name, "dtype": args.dtype if device.type == "cuda" else "fp32",
+                               "batch": args.batch, "image_size": args.image_size, "memory": what, "rows": rows},
+                              handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ a plain PyTorch DDP fp32 loop of the same model (the official recipe), in one ru
     torchrun --nproc_per_node 2 benchmarks/train_speed.py --vit tiny --image_size 64 --batch 8   # CPU
     torchrun --nproc_per_node 1 benchmarks/train_speed.py --vit base --image_size 384 --batch 32 \
         --precision bf16 --ckpt_layers 0,4                                                          # one GPU
-Random images and captions (the speed of the model and engine, not of JPEG decoding).
+Random images and captions (the speed of the model and engine, not of JPEG decoding). A setup that runs
+out of GPU memory is reported as not fitting. `--json PATH` also writes the rows (main rank).
 """
 import argparse
+import gc
+import json
 import resource
 import time
 
@@ -37,6 +40,12 @@ def _model(args, tokenizer, ckpt_layer, device):
     cfg = create_config(args.vit, args.image_size, vocab_size=len(tokenizer), queue_size=args.queue_size,
                         vision={"grad_ckpt": ckpt_layer > 0, "ckpt_layer": ckpt_layer})
     return create_model(cfg, tokenizer).to(device)
+
+
+def _release(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _time(step, batches, device):
@@ -92,6 +101,8 @@ def main():
     p.add_argument("--stages", default="1,2,3")
     p.add_argument("--ckpt_layers", default="0,1")
     p.add_argument("--vocab", default="", help="vocab.txt (default: a small one built from the random words)")
+    p.add_argument("--skip_ddp", action="store_true", help="time our engine only")
+    p.add_argument("--json", default="", help="also write the rows to this file (main rank)")
     args = p.parse_args()
     info = dist_info_from_env()
     init_distributed(info)
@@ -104,20 +115,43 @@ def main():
                for _ in range(args.steps + 2)]
     samples = args.steps * args.batch * info.world_size
     rows = []
+
+    def measure(name, ckpt_layer, run, baseline_s=None):
+        try:
+            secs = run()
+        except torch.cuda.OutOfMemoryError:
+            rows.append({"setup": name, "ckpt_layer": ckpt_layer, "fits": False})
+            _release(device)
+            return None
+        rows.append({"setup": name, "ckpt_layer": ckpt_layer, "fits": True, "samples_per_s": samples / secs,
+                     "peak_mb": _peak_mb(device), "speed_vs_ddp": baseline_s / secs if baseline_s else None})
+        _release(device)
+        return secs
+
     for ckpt_layer in [int(c) for c in args.ckpt_layers.split(",")]:
-        base_s = run_ddp(args, tokenizer, batches, device, ckpt_layer)
-        base_mb = _peak_mb(device)
-        rows.append(("DDP fp32 (official)", ckpt_layer, samples / base_s, base_mb, 1.0))
+        base_s = None
+        if not args.skip_ddp:
+            base_s = measure("DDP fp32 (official)", ckpt_layer,
+                             lambda: run_ddp(args, tokenizer, batches, device, ckpt_layer))
         for stage in [int(s) for s in args.stages.split(",")]:
-            secs = run_engine(args, tokenizer, batches, device, stage, ckpt_layer, info.world_size)
-            rows.append((f"ours ZeRO-{stage} {args.precision}", ckpt_layer, samples / secs, _peak_mb(device),
-                         base_s / secs))
+            measure(f"ours ZeRO-{stage} {args.precision}", ckpt_layer,
+                    lambda: run_engine(args, tokenizer, batches, device, stage, ckpt_layer, info.world_size), base_s)
     if info.is_main:
         print(f"vit={args.vit} image_size={args.image_size} batch/rank={args.batch} ranks={info.world_size} "
               f"device={device.type} steps={args.steps}")
         print(f"{'setup':<22} {'ckpt_layer':>10} {'samples/s':>10} {'peak MB':>9} {'speed vs DDP':>12}")
-        for name, ckpt, rate, mb, ratio in rows:
-            print(f"{name:<22} {ckpt:>10} {rate:>10.2f} {mb:>9.0f} {ratio:>11.2f}x")
+        for row in rows:
+            if not row["fits"]:
+                print(f"{row['setup']:<22} {row['ckpt_layer']:>10}  out of memory")
+                continue
+            ratio = f"{row['speed_vs_ddp']:11.2f}x" if row["speed_vs_ddp"] else f"{'-':>12}"
+            print(f"{row['setup']:<22} {row['ckpt_layer']:>10} {row['samples_per_s']:>10.2f} {row['peak_mb']:>9.0f} "
+                  f"{ratio}")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump({"vit": args.vit, "image_size": args.image_size, "batch_per_rank": args.batch,
+                           "ranks": info.world_size, "device": device.type, "precision": args.precision,
+                           "queue_size": args.queue_size, "steps": args.steps, "rows": rows}, handle, indent=1)
     dist.barrier()
 
 
