@@ -101,7 +101,7 @@ def main():
     parser.add_argument("--precisions", default="fp32",
                         help="ours, comma-separated (fp32, bf16, fp16; half precision needs a GPU); the first is "
                              "compared with the official loop, the others with the first")
-    parser.add_argument("--itm-batch-size", type=int, default=256)
+    parser.add_argument("--itm-batch-size", type=int, default=None, help="default: the evaluator's per device")
     parser.add_argument("--official-queries", type=int, default=0,
                         help="time the official loop on this many image queries (and texts/images times as many "
                              "text queries) and extrapolate; 0: all queries")
