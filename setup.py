@@ -20,6 +20,7 @@ setup(
         "Pillow",
         "numpy",
         "tqdm",
+        "psutil",
         "PyYAML",
         "tensorboard",
     ],
