@@ -21,6 +21,8 @@ setup(
         "numpy",
         "tqdm",
         "psutil",
+        "faiss-cpu",
+        "matplotlib",
         "PyYAML",
         "tensorboard",
     ],
