@@ -6,7 +6,7 @@ LayerNorm eps 1e-6, qkv bias, no head; `forward` returns all normed tokens [B, 1
 import math
 
 import torch
-from timm.layers import resample_abs_pos_embed
+from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 
 from appzoo.blip_retrieval.model._checkpointing import checkpoint
@@ -29,6 +29,9 @@ class VisionEncoder(VisionTransformer):
             num_classes=0,
             drop_path_rate=config.drop_path_rate,
         )
+        # Official models/vit.py initialises the class token like pos_embed, trunc_normal(std 0.02);
+        # timm >= 0.9 uses normal(std 1e-6). Matters only when training from scratch.
+        trunc_normal_(self.cls_token, std=0.02)
         self.vit_grad_ckpt = config.grad_ckpt if grad_ckpt is None else grad_ckpt
         self.ckpt_layer = config.ckpt_layer
 
