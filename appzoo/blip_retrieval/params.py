@@ -1,6 +1,7 @@
 """The parameters of the blip_retrieval app: names and defaults follow the official BLIP / EasyNLP example.
 
-Defaults that differ by model size are derived from `vit` unless the user sets them.
+Defaults that differ by model size are derived from `vit`, those that differ between the official Flickr and
+COCO configs from `dataset`, unless the user sets them.
 """
 from easyretrieval.parameters import Param, ParamSchema
 

@@ -33,7 +33,7 @@ class VisionEncoder(VisionTransformer):
             norm_layer=partial(nn.LayerNorm, eps=config.layer_norm_eps),
         )
         # Official models/vit.py initialises the class token like pos_embed, trunc_normal(std 0.02);
-        # timm >= 0.9 uses normal(std 1e-6). Matters only when training from scratch.
+        # timm 1.0 uses normal(std 1e-6). Matters only when training from scratch.
         trunc_normal_(self.cls_token, std=0.02)
         self.vit_grad_ckpt = config.grad_ckpt if grad_ckpt is None else grad_ckpt
         self.ckpt_layer = config.ckpt_layer
