@@ -19,6 +19,8 @@ setup(
         "oss2>=2.18",
         "Pillow",
         "numpy",
+        # The official RandomAugment is written on OpenCV (warpAffine, filter2D, calcHist); ours calls the same.
+        "opencv-python-headless",
         "tqdm",
         "psutil",
         "faiss-cpu",

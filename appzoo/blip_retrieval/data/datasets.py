@@ -55,7 +55,8 @@ def expand_train_entries(entries):
 def read_image(path):
     """RGB PIL image from `path` (local or remote); any failure -> OSError-like exception."""
     image = Image.open(io.BytesIO(fileio.read_bytes(path)))
-    return image.convert("RGB")  # forces the full decode, so a truncated file fails here
+    image.load()  # the full decode, so that a truncated file fails here
+    return image if image.mode == "RGB" else image.convert("RGB")  # (convert would copy an RGB image)
 
 
 @dataclass

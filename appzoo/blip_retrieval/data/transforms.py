@@ -1,4 +1,7 @@
 """Image transforms of official BLIP retrieval (data/__init__.py): train augmentation and test resize."""
+import cv2
+import numpy as np
+import torch
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
@@ -9,8 +12,52 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MIN_SCALE = 0.5  # official config: image_size + min_scale 0.5 for retrieval fine-tuning
 
 
+class ToNormalizedTensor:
+    """`Normalize(mean, std)(ToTensor()(image))` in one pass, bit for bit (tested on every value).
+
+    A uint8 pixel's output depends only on its channel and value, so the 3 x 256 results are computed once
+    with torchvision's own float32 operations (v / 255, then (x - mean) / std) and looked up per pixel.
+    Input: a PIL RGB image or an HWC uint8 array with len(mean) channels. Output: float32 [C, H, W].
+    """
+
+    def __init__(self, mean, std):
+        self.mean, self.std = tuple(mean), tuple(std)
+        values = torch.arange(256, dtype=torch.uint8).to(torch.float32).div(255)  # ToTensor
+        mean_t = torch.as_tensor(self.mean, dtype=torch.float32)[:, None]
+        std_t = torch.as_tensor(self.std, dtype=torch.float32)[:, None]
+        self.tables = [row.reshape(1, 256).copy() for row in ((values[None, :] - mean_t) / std_t).numpy()]
+
+    def __call__(self, image):
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != len(self.tables):
+            raise ValueError(f"ToNormalizedTensor needs an HWC uint8 image with {len(self.tables)} channels, "
+                             f"got {array.dtype} {array.shape}")
+        planes = cv2.split(np.ascontiguousarray(array))
+        return torch.from_numpy(np.stack([cv2.LUT(plane, table) for plane, table in zip(planes, self.tables)]))
+
+    def __repr__(self):
+        return f"ToNormalizedTensor(mean={self.mean}, std={self.std})"
+
+
 def create_transform(image_size: int, train: bool):
-    """PIL RGB image -> normalised float tensor (3, image_size, image_size)."""
+    """PIL RGB image -> normalised float tensor (3, image_size, image_size), as the official transforms."""
+    to_tensor = ToNormalizedTensor(CLIP_MEAN, CLIP_STD)
+    if train:
+        return transforms.Compose([
+            transforms.RandomResizedCrop(image_size, scale=(MIN_SCALE, 1.0), interpolation=InterpolationMode.BICUBIC),
+            transforms.RandomHorizontalFlip(),
+            RandomAugment(2, 5, isPIL=True, augs=OFFICIAL_AUGS),
+            to_tensor,
+        ])
+    return transforms.Compose([
+        transforms.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC),
+        to_tensor,
+    ])
+
+
+def official_transform(image_size: int, train: bool):
+    """The official composition itself (torchvision ToTensor and Normalize as separate steps): the baseline
+    that benchmarks/loader_speed.py times ours against, and that the tests check ours against."""
     normalize = transforms.Normalize(CLIP_MEAN, CLIP_STD)
     if train:
         return transforms.Compose([

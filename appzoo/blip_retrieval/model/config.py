@@ -69,10 +69,6 @@ class BlipRetrievalConfig:
     temp_init: float = 0.07         # initial ITC temperature
     temp_min: float = 0.001         # temp is clamped to [temp_min, temp_max] at each forward
     temp_max: float = 0.5
-    # The released official code computes idx-aware ITC targets and then overwrites them with the
-    # identity (`sim_targets.fill_diagonal_(1)`); False reproduces that exactly. True keeps the idx-aware
-    # targets (every batch/queue entry with the same idx is a positive), as ALBEF and LAVIS do.
-    itc_idx_targets: bool = False
 
     def __post_init__(self):
         if isinstance(self.vision, dict):
@@ -128,5 +124,4 @@ def config_from_params(cfg, vocab_size):
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],
-        itc_idx_targets=bool(cfg.get("itc_idx_targets", False)),
     )
