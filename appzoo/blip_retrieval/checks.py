@@ -12,8 +12,8 @@ PATCH_SIZE = 16  # ViT-B/16 and ViT-L/16 (model.config.VisionConfig.patch_size)
 def check_image_size(config):
     size = config.image_size
     if size % PATCH_SIZE:
-        low = size - size % PATCH_SIZE
-        nearest = f"{low} or {low + PATCH_SIZE}" if low else f"{PATCH_SIZE}"
+        low = size - size % PATCH_SIZE  # >= 16: the parameter's minimum
+        nearest = f"{low} or {low + PATCH_SIZE}"
         raise UserError(f"parameter 'image_size': {size} is not a multiple of the ViT patch size {PATCH_SIZE}; "
                         f"use e.g. {nearest}")
 
