@@ -37,6 +37,7 @@ class BlipRetrievalApp(App):
         checks.check_eval_precision(cfg)
         if run.mode == "train":
             checks.check_queue(cfg, run.dist.world_size)
+            self.ds_config()  # the DeepSpeed file read and filled: its problems too come before any work
             self.resume_point()  # the output folder may take this run; a resume is compatible so far
         else:
             checks.check_vocab_available(cfg, self.output_dirs())
@@ -120,7 +121,9 @@ class BlipRetrievalApp(App):
     def build_trainer(self):
         """Data checked, tokenizer, DeepSpeed config, task and Trainer: everything train mode runs."""
         from appzoo.blip_retrieval.checks import check_train_batches
-        from appzoo.blip_retrieval.components import create_app_tokenizer, create_evaluator, eval_splits, select_split
+        from appzoo.blip_retrieval.components import (
+            copy_vocab, create_app_tokenizer, create_evaluator, eval_splits, select_split,
+        )
         from appzoo.blip_retrieval.task import BlipRetrievalTask
         from easyretrieval.engine.trainer import Trainer, TrainerArgs
 
@@ -135,9 +138,9 @@ class BlipRetrievalApp(App):
             os.makedirs(run.output_dir, exist_ok=True)
             with open(os.path.join(run.output_dir, "ds_config.json"), "w", encoding="utf-8") as f:
                 json.dump(ds_config, f, indent=2)
-        source_run = os.path.dirname(os.path.dirname(resume_from)) if resume_from else None
-        tokenizer = create_app_tokenizer(cfg, run.output_dir, info, train_dataset,
-                                         search_dirs=[source_run] if source_run else [])
+        if resume_from and cfg.tokenizer == "build":  # the resumed run's vocab, kept in this output folder too
+            copy_vocab(os.path.dirname(os.path.dirname(resume_from)), run.output_dir, info)
+        tokenizer = create_app_tokenizer(cfg, run.output_dir, info, train_dataset)
         record = self.run_record(ds_config, train_dataset.annotation, tokenizer.get_vocab())
         if resume_from:
             self.resume_point(record)  # now with the training samples and the vocab, before the model

@@ -46,6 +46,18 @@ def create_app_tokenizer(config, output_dir, dist: DistInfo, train_dataset=None,
     return create_tokenizer(path)
 
 
+def copy_vocab(source_dir, output_dir, dist: DistInfo):
+    """source_dir's vocab.txt into output_dir (rank 0) unless output_dir has one; every rank waits for it."""
+    import shutil
+
+    source, target = os.path.join(source_dir, VOCAB_FILE), os.path.join(output_dir, VOCAB_FILE)
+    if dist.is_main and os.path.isfile(source) and not os.path.isfile(target):
+        os.makedirs(output_dir, exist_ok=True)
+        shutil.copy2(source, target + ".part")
+        os.replace(target + ".part", target)
+    barrier()
+
+
 def create_app_model(config, tokenizer, verbose: bool):
     """BlipRetrieval from the parameters, with `pretrained=` loaded (the load report printed on rank 0)."""
     from appzoo.blip_retrieval.model import config_from_params, create_model

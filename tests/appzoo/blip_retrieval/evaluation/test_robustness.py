@@ -1,4 +1,5 @@
-"""Skipped (unreadable) images count as misses and are reported; a hung rank fails at the configured collective timeout."""
+"""Skipped (unreadable) images count as misses and are reported; a hung rank fails at the configured collective
+timeout."""
 import json
 import os
 import socket
