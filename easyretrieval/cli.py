@@ -19,6 +19,7 @@ from easyretrieval.distributed import dist_info_from_env, exit_process, shutdown
 from easyretrieval.errors import UserError
 from easyretrieval.parameters import parse_user_defined_parameters
 from easyretrieval.registry import COMMANDS, available_apps, get_app, load_all_apps
+from easyretrieval.run_dir import CONFIG_FILE, claim_output_dir, mode_output_dir, recorded_mode, release_output_dir
 from easyretrieval.secrets import mask_secrets
 
 MODES = ("train", "evaluate", "predict")
@@ -49,32 +50,46 @@ def build_parser():
 
 
 def run_app(app_name, mode, output_dir, raw_params, seed=42, deepspeed_config=None, local_rank=None):
-    """Resolve parameters and run one mode of one app; shared by the CLI and examples/."""
+    """Resolve parameters and run one mode of one app; shared by the CLI and examples/.
+
+    Order: parameters, the app's checks that need no data, the output folder claimed (rank 0), then the
+    mode runs; a bad command so fails within seconds, before any download, process group or model.
+    """
     app_cls = get_app(app_name)
     config = app_cls.schema.resolve(raw_params)
     if deepspeed_config is not None and not os.path.isfile(deepspeed_config):
         raise UserError(f"--deepspeed_config: file '{deepspeed_config}' not found (see ds_configs/)")
     dist = dist_info_from_env(local_rank)
-    run = RunContext(mode=mode, output_dir=output_dir, seed=seed, deepspeed_config=deepspeed_config, dist=dist)
+    where = mode_output_dir(output_dir, mode)
+    run = RunContext(mode=mode, output_dir=where, seed=seed, deepspeed_config=deepspeed_config, dist=dist,
+                     given_output_dir=output_dir if where != output_dir else None)
+    app = app_cls(config, run)
+    app.check()
     resolved = {
         "app": app_name,
         "mode": mode,
-        "output_dir": output_dir,
+        "output_dir": where,
         "seed": seed,
         "deepspeed_config": deepspeed_config,
         "world_size": dist.world_size,
         "parameters": config.to_dict(),
     }
     if dist.is_main:
-        os.makedirs(output_dir, exist_ok=True)
+        claim_output_dir(where, mode)
+        if where != output_dir:
+            print(f"[easyretrieval] --output_dir '{output_dir}' holds a {recorded_mode(output_dir)} run; this "
+                  f"{mode} run writes into '{where}'", flush=True)
         # A signed URL given as pretrained= or image_root= must not leak its signature into logs or files.
         text = mask_secrets(json.dumps(resolved, indent=2, sort_keys=False))
         print(f"[easyretrieval] resolved config:\n{text}", flush=True)
-        with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(where, CONFIG_FILE), "w", encoding="utf-8") as f:
             f.write(text + "\n")
-    app = app_cls(config, run)
-    result = getattr(app, mode)()
-    shutdown_distributed()
+    try:
+        result = getattr(app, mode)()
+        shutdown_distributed()
+    finally:
+        if dist.is_main:
+            release_output_dir(where)
     return result
 
 

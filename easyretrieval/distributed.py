@@ -79,13 +79,16 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
         torch.cuda.set_device(info.local_rank)
     import deepspeed
 
-    deepspeed.init_distributed(
-        dist_backend=backend,
-        auto_mpi_discovery=False,
-        timeout=datetime.timedelta(seconds=timeout_s),
-        rank=info.rank,
-        world_size=info.world_size,
-    )
+    from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op
+
+    with no_cpu_shm_comm_op():  # no C++ build at start (the op serves DeepSpeed-Inference only)
+        deepspeed.init_distributed(
+            dist_backend=backend,
+            auto_mpi_discovery=False,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            rank=info.rank,
+            world_size=info.world_size,
+        )
 
 
 def device_for(info: DistInfo):

@@ -3,7 +3,7 @@
 The engine (trainer, checkpoints, export) only talks to this interface, so it never imports an app.
 Every method is called on every rank.
 """
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, List, Mapping
 
 import torch
 
@@ -34,6 +34,11 @@ class TrainTask:
     def evaluate(self, engine, epoch: int) -> Dict[str, Mapping[str, float]]:
         """{split: {metric: value}}, equal on every rank; {} when there is nothing to evaluate."""
         return {}
+
+    def save_best_results(self, output_dir: str) -> List[str]:
+        """After `evaluate` gave a new best epoch: write that epoch's results (e.g. per-split metrics and
+        rankings) into output_dir; returns the paths written (rank 0; [] elsewhere)."""
+        return []
 
     def rank_state(self, model) -> dict:
         """Rank-local state an exact resume needs beyond DeepSpeed's checkpoint (e.g. fp32 EMA shadows)."""

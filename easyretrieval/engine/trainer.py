@@ -4,7 +4,6 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
-import contextlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -13,7 +12,9 @@ from typing import Dict, List, Optional
 import torch
 
 from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
+from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op, scalar_safe_broadcast
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
@@ -23,7 +24,6 @@ from easyretrieval.errors import UserError
 
 logger = logging.getLogger("easyretrieval")
 
-BEST_FILE = "checkpoint_best.pth"
 FINAL_FILE = "checkpoint_final.pth"
 
 
@@ -37,6 +37,7 @@ class TrainerArgs:
     save_steps: int = 0  # also checkpoint every this many optimizer steps (0: per epoch only)
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
+    run_record: Optional[dict] = None  # JSON: what this run is (parameters, data); saved in every checkpoint
     log_steps: int = 50
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
@@ -64,50 +65,9 @@ class TrainState:
 class FitResult:
     state: TrainState
     engine: object
-    best_path: Optional[str]
+    best_path: Optional[str]  # the best epoch's weights; None when there is no best epoch or they are lost
     final_path: Optional[str]
-
-
-@contextlib.contextmanager
-def _scalar_safe_broadcast():
-    """DeepSpeed's initial broadcasts (engine and ZeRO-3 Init) view each parameter as bytes, which fails on
-    0-dim parameters (BLIP's `temp`). While the engine is built, they are broadcast as 1-element views of
-    the same storage; their shape stays () as in the official state dict."""
-    from deepspeed.runtime.engine import DeepSpeedEngine
-
-    original = DeepSpeedEngine._broadcast_model
-
-    def broadcast(self):
-        scalars = [p for p in self.module.parameters() if p.dim() == 0]
-        for p in scalars:
-            p.data = p.data.reshape(1)
-        try:
-            original(self)
-        finally:
-            for p in scalars:
-                p.data = p.data.reshape(())
-
-    from deepspeed import comm
-    from deepspeed.runtime.zero.partition_parameters import Init
-
-    original_zero3 = Init._zero_init_param
-
-    def zero_init_param(self, param):  # ZeRO-3: Init._zero_init_param with the same 1-element view
-        if param.dim() != 0:
-            return original_zero3(self, param)
-        self._convert_to_deepspeed_param(param)
-        group = self.get_partition_dp_group(param)
-        src = 0 if comm.get_world_group() == group else comm.get_global_rank(group, 0)
-        comm.broadcast(param.data.reshape(1).view(torch.uint8), src, group)
-        param.partition()
-
-    DeepSpeedEngine._broadcast_model = broadcast
-    Init._zero_init_param = zero_init_param
-    try:
-        yield
-    finally:
-        DeepSpeedEngine._broadcast_model = original
-        Init._zero_init_param = original_zero3
+    best_files: List[str] = field(default_factory=list)  # best_path and the task's results of that epoch
 
 
 def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
@@ -116,7 +76,9 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
-    with _scalar_safe_broadcast():
+    # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
+    # initialised without it
+    with no_cpu_shm_comm_op(), scalar_safe_broadcast():
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine
 
@@ -159,7 +121,30 @@ class Trainer:
             self._rewrite_log(state.history)
             print(f"[easyretrieval] resumed from {path}: epoch {state.epoch}, step {state.step_in_epoch}, "
                   f"global step {state.global_step}", flush=True)
+            self._adopt_best(state, path)
+        barrier()
         return state
+
+    def _adopt_best(self, state, checkpoint):
+        """Resumed from another run's folder: copy its best files of the checkpoint's best epoch here."""
+        source = run_dir_of_checkpoint(checkpoint)
+        out = self.args.output_dir
+        if state.best_epoch is None or os.path.abspath(source) == os.path.abspath(out):
+            return
+        if best_files(out, state.best_epoch) is None and adopt_best(out, source, state.best_epoch):
+            print(f"[easyretrieval] best epoch {state.best_epoch} so far: its weights and results copied from "
+                  f"{source}", flush=True)
+
+    def _best_files(self, state, warn):
+        """The best epoch's files in output_dir ([] when there is none); warn: say when they are missing."""
+        if state.best_epoch is None or not self.args.export_best:
+            return []
+        found = best_files(self.args.output_dir, state.best_epoch)
+        if found is None and warn and self.dist.is_main:
+            print(f"[easyretrieval] warning: the weights of best epoch {state.best_epoch} are not in "
+                  f"{self.args.output_dir} (its {BEST_FILE} is missing or of another epoch; see best.json)",
+                  flush=True)
+        return found or []
 
     def _rewrite_log(self, history):
         """log.txt as of the checkpoint: lines written after it (by the crashed run) are replayed."""
@@ -173,7 +158,7 @@ class Trainer:
     def _save(self, engine, state, means):
         client_state = {"trainer": asdict(state), "epoch": state.epoch, "step_in_epoch": state.step_in_epoch}
         rank_state = {"rng": capture_rng_state(), "means": means.state(), "task": self.task.rank_state(engine.module)}
-        self.checkpoints.save(engine, state.global_step, client_state, rank_state)
+        self.checkpoints.save(engine, state.global_step, client_state, rank_state, self.args.run_record)
 
     def _export(self, engine, filename):
         state_dict = consolidated_state_dict(engine)
@@ -193,7 +178,7 @@ class Trainer:
         epoch_steps = steps - steps % self.gas  # whole optimizer steps only (like drop_last)
         if epoch_steps <= 0:
             raise UserError(f"an epoch has {steps} micro batches, fewer than gradient_accumulation_steps={self.gas}")
-        best_path = os.path.join(args.output_dir, BEST_FILE) if state.best_epoch is not None else None
+        files = self._best_files(state, warn=False)
 
         while state.epoch < args.max_epoch:
             epoch = state.epoch
@@ -204,7 +189,7 @@ class Trainer:
             engine.train()
             stopped = self._train_epoch(engine, state, means, epoch, steps, epoch_steps, lr)
             if stopped:
-                return FitResult(state, engine, best_path, None)
+                return FitResult(state, engine, files[0] if files else None, None, files)
 
             train_stats = means.global_means()
             engine.eval()
@@ -217,7 +202,7 @@ class Trainer:
             record["epoch"] = epoch
             improved = self._update_best(state, results, epoch)
             if improved and args.export_best:
-                best_path = self._export(engine, BEST_FILE)
+                self._export_best(engine, state)
             state.history.append(record)
             self.log.line(record)
             if self.dist.is_main:
@@ -228,11 +213,18 @@ class Trainer:
         final_path = self._export(engine, FINAL_FILE) if args.export_final else None
         if state.best_epoch is not None and self.dist.is_main:
             self.log.line({"best_epoch": state.best_epoch})
-            print(f"[easyretrieval] best epoch {state.best_epoch} ({args.select_split} {args.select_metric} "
-                  f"{state.best_value:.2f}); test of that epoch: {_format(state.best_metrics.get('test', {}))}",
-                  flush=True)
+        files = self._best_files(state, warn=True)
         self.log.close()
-        return FitResult(state, engine, best_path, final_path)
+        return FitResult(state, engine, files[0] if files else None, final_path, files)
+
+    def _export_best(self, engine, state):
+        """checkpoint_best.pth, the task's results of this epoch, then best.json naming them (written last)."""
+        self._export(engine, BEST_FILE)
+        names = [BEST_FILE] + [os.path.basename(p) for p in self.task.save_best_results(self.args.output_dir)]
+        if self.dist.is_main:
+            write_manifest(self.args.output_dir, state.best_epoch, self.args.select_split, self.args.select_metric,
+                           state.best_value, names)
+        barrier()
 
     def _train_epoch(self, engine, state, means, epoch, steps, epoch_steps, lr) -> bool:
         """Train from state.step_in_epoch to the end of the epoch; True when stop_after_steps stopped it."""

@@ -82,3 +82,26 @@ def test_secrets_are_masked_in_errors_and_config(tmp_path, monkeypatch):
     assert run_main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path),
                      "--user_defined_parameters", f"image_root=oss://bucket/{secret}/images"]) == 0
     assert secret not in (tmp_path / "config.json").read_text()
+
+
+@pytest.mark.parametrize("option", ["--user_defined_parameters", "--deepspeed_config"])
+def test_parameter_and_deepspeed_files_in_another_encoding_are_one_line(tmp_path, option, capsys):
+    path = tmp_path / "settings.json"
+    path.write_bytes('{"vit": "tiny", "_comment": "réglages"}'.encode("latin-1"))
+    value = f"@{path}" if option == "--user_defined_parameters" else str(path)
+    code = run_main(["--app", "blip_retrieval", "--output_dir", str(tmp_path / "o"), option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"'{path}' is not UTF-8 text" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_into_a_training_folder_writes_a_subfolder(tmp_path, monkeypatch):
+    from appzoo.blip_retrieval.app import BlipRetrievalApp
+
+    (tmp_path / "config.json").write_text('{"mode": "train", "seed": 7}')
+    seen = {}
+    monkeypatch.setattr(BlipRetrievalApp, "evaluate", lambda self: seen.setdefault("out", self.run.output_dir))
+    assert run_main(["--app", "blip_retrieval", "--mode", "evaluate", "--output_dir", str(tmp_path)]) == 0
+    assert seen["out"] == str(tmp_path / "evaluate")
+    assert (tmp_path / "config.json").read_text() == '{"mode": "train", "seed": 7}'
+    assert json.loads((tmp_path / "evaluate" / "config.json").read_text())["mode"] == "evaluate"

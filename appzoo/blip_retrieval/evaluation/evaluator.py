@@ -70,6 +70,8 @@ class EvalResult:
     t2i: TopK  # per text, its candidate images
     timings: Dict[str, float] = field(default_factory=dict)
     stats: Dict[str, int] = field(default_factory=dict)
+    # images that could not be read (skip_bad_images=True): {"count", "of" (images in the split), "files"}
+    skipped: Dict[str, object] = field(default_factory=dict)
 
     @property
     def scores_i2t(self) -> torch.Tensor:
@@ -229,7 +231,11 @@ class RetrievalEvaluator:
         img2txt = {i: (list(ts) if bool(present[i]) else []) for i, ts in dataset.img2txt.items()}
         metrics = itm_eval_topk(scored.i2t.index, scored.i2t.score, scored.t2i.index, scored.t2i.score, txt2img, img2txt)
         scored.timings["total_s"] = time.perf_counter() - t_start
-        return EvalResult(metrics, scored.i2t, scored.t2i, scored.timings, scored.stats)
+        missing = [i for i in range(num_images) if not bool(present[i])]
+        names = getattr(dataset, "image", None)
+        skipped = {"count": len(missing), "of": num_images,
+                   "files": [str(names[i]) if names is not None else str(i) for i in missing]}
+        return EvalResult(metrics, scored.i2t, scored.t2i, scored.timings, scored.stats, skipped)
 
     def two_stage(self, model, texts, image_loader, num_images, device, k_i2t, k_t2i) -> "TwoStageScores":
         """Official two-stage scores of images (from this rank's `image_loader` slice) and `texts`.

@@ -10,7 +10,6 @@ import os
 import torch
 
 from easyretrieval.errors import UserError
-from easyretrieval.registry import register_command
 
 from appzoo.blip_retrieval.model.checkpoint import read_state_dict, save_official
 from appzoo.blip_retrieval.model.config import VITS, create_config
@@ -68,8 +67,9 @@ def convert_to_blip(input_dir, output_path, vit=None):
     return save_official(state, output_path)
 
 
-@register_command("convert")
 def convert_command(argv):
+    """`easyretrieval convert` (registered by appzoo/blip_retrieval/__init__.py, which imports this module
+    only when the command runs)."""
     args = _parser().parse_args(argv)
     if args.to == "hf":
         out = convert_to_hf(args.input, args.output, args.vit)

@@ -3,6 +3,7 @@ import os
 import re
 
 from easyretrieval.errors import UserError
+from easyretrieval.text_input import decode_text, split_lines
 
 DEC_TOKEN = "[DEC]"
 ENC_TOKEN = "[ENC]"
@@ -33,12 +34,13 @@ def _vocab_file(vocab_path):
 def read_vocab(vocab_path):
     """token -> id of a WordPiece vocab.txt (one token a line, id = line number)."""
     vocab = {}
-    with open(_vocab_file(vocab_path), encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            token = line.rstrip("\n")
-            if token in vocab:
-                raise UserError(f"vocab {vocab_path}: token {token!r} appears twice (lines {vocab[token] + 1}, {index + 1})")
-            vocab[token] = index
+    path = _vocab_file(vocab_path)
+    with open(path, "rb") as handle:
+        text = decode_text(handle.read(), path, "tokenizer vocab")
+    for index, token in enumerate(split_lines(text)):
+        if token in vocab:
+            raise UserError(f"vocab {vocab_path}: token {token!r} appears twice (lines {vocab[token] + 1}, {index + 1})")
+        vocab[token] = index
     missing = [t for t in BERT_SPECIALS if t not in vocab]
     if missing:
         raise UserError(f"vocab {vocab_path} lacks the BERT special tokens {missing}")

@@ -54,12 +54,12 @@ def main():
     if a.kill_in_save:
         original = checkpointing.CheckpointManager.save
 
-        def save(self, engine, global_step, client_state, rank_state):
+        def save(self, engine, global_step, client_state, rank_state, record=None):
             if global_step == a.kill_in_save:  # die after DeepSpeed wrote its files, before the marker
                 engine.save_checkpoint(self.root, tag=checkpointing.TMP_PREFIX + checkpointing.checkpoint_name(
                     global_step), client_state=client_state, save_latest=False)
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original(self, engine, global_step, client_state, rank_state)
+            return original(self, engine, global_step, client_state, rank_state, record)
         checkpointing.CheckpointManager.save = save
     task = ToyTask(a.batch, info.rank, info.world_size, noise=a.noise, hooks=hooks)
     args = TrainerArgs(output_dir=a.out, max_epoch=a.epochs, init_lr=a.lr, min_lr=0.0, weight_decay=0.05,
