@@ -32,6 +32,12 @@ class App:
         self.config = config
         self.run = run
 
+    @classmethod
+    def complete_config(cls, config: Config) -> Config:
+        """The resolved parameters an app derives from its inputs before the run (e.g. sizes a pretrained
+        model describes), called on every rank before config.json is written; default: unchanged."""
+        return config
+
     def train(self):
         raise UserError(f"this app has no train mode; modes: {', '.join(self.modes)}")
 

@@ -4,9 +4,12 @@ import os
 
 from easyretrieval.app import App
 from easyretrieval.distributed import device_for, init_distributed
+from easyretrieval.log import get_logger
 from easyretrieval.registry import register_app
 
 from appzoo.blip_retrieval.params import SCHEMA
+
+logger = get_logger()
 
 
 def ds_params_from(config):
@@ -26,6 +29,13 @@ def ds_params_from(config):
 class BlipRetrievalApp(App):
     schema = SCHEMA
 
+    @classmethod
+    def complete_config(cls, config):
+        """Sizes that pretrained= describes fill the parameters the user did not set."""
+        from appzoo.blip_retrieval.pretrained_params import complete_config
+
+        return complete_config(config, cls.schema)
+
     def _setup(self, splits):
         """Process group, device, data checked (synthetic generated once per node), datasets built."""
         from appzoo.blip_retrieval.data import prepare_data
@@ -43,14 +53,16 @@ class BlipRetrievalApp(App):
 
     def train(self):
         from appzoo.blip_retrieval.components import format_recall
+        from easyretrieval.engine.trainer import BEST_DIR
 
         trainer = self.build_trainer()
         result = trainer.fit()
-        if self.run.dist.is_main and result.state.best_epoch is not None:
-            print(f"[easyretrieval] best epoch {result.state.best_epoch} (by {trainer.args.select_split} "
-                  f"r_mean); weights: {result.best_path}", flush=True)
+        if result.state.best_epoch is not None:
+            logger.info("best epoch %d (by %s r_mean); weights: %s (save_pretrained folder, pretrained= takes it) "
+                        "and %s (official layout)", result.state.best_epoch, trainer.args.select_split,
+                        os.path.join(self.run.output_dir, BEST_DIR), result.best_path)
             for split, metrics in result.state.best_metrics.items():
-                print(format_recall(split, metrics), flush=True)
+                logger.info("%s", format_recall(split, metrics))
         return result
 
     def build_trainer(self):
@@ -92,8 +104,7 @@ class BlipRetrievalApp(App):
         cfg, run = self.config, self.run
         info, device, datasets = self._setup(eval_splits(cfg))
         if not cfg.pretrained and info.is_main:
-            print("[easyretrieval] warning: pretrained= is empty; evaluating randomly initialised weights",
-                  flush=True)
+            logger.warning("pretrained= is empty; evaluating randomly initialised weights")
         tokenizer = create_app_tokenizer(cfg, run.output_dir, info)
         model = create_app_model(cfg, tokenizer, verbose=info.is_main).to(device)
         evaluator = create_evaluator(cfg, info, device)
@@ -102,8 +113,7 @@ class BlipRetrievalApp(App):
             result = evaluator.evaluate(model, dataset)
             evaluator.save(result, run.output_dir, split)
             results[split] = result
-            if info.is_main:
-                print(format_recall(split, result.metrics), flush=True)
+            logger.info("%s", format_recall(split, result.metrics))
         return results
 
     def predict(self):

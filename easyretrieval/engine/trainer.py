@@ -5,8 +5,8 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
 import contextlib
-import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -20,10 +20,12 @@ from easyretrieval.engine.run_log import RunLog, RunningMeans
 from easyretrieval.engine.schedule import cosine_lr
 from easyretrieval.engine.task import TrainTask
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
 
-logger = logging.getLogger("easyretrieval")
+logger = get_logger()
 
 BEST_FILE = "checkpoint_best.pth"
+BEST_DIR = "best"  # the best epoch's model as the task's save_pretrained folder (when it writes one)
 FINAL_FILE = "checkpoint_final.pth"
 
 
@@ -41,7 +43,8 @@ class TrainerArgs:
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
     select_metric: str = "r_mean"
-    export_best: bool = True  # official checkpoint_best.pth (fp32, {'model': ...}) when the metric improves
+    export_best: bool = True  # when the metric improves: official checkpoint_best.pth (fp32, {'model': ...})
+    # and the task's save_pretrained folder OUTPUT_DIR/best
     export_final: bool = True  # checkpoint_final.pth after the last epoch
     progress: bool = True
     stop_after_steps: Optional[int] = None  # tests: return after this many optimizer steps (a simulated stop)
@@ -147,8 +150,8 @@ class Trainer:
     def _resume(self, engine, means):
         path = resolve_resume(self.args.resume, self.checkpoints.root)
         if path is None:
-            if self.args.resume == "auto" and self.dist.is_main:
-                print("[easyretrieval] resume=auto: no checkpoint yet, starting fresh", flush=True)
+            if self.args.resume == "auto":
+                logger.info("resume=auto: no checkpoint yet, starting fresh")
             return TrainState()
         client_state, rank_state = self.checkpoints.load(engine, path)
         state = TrainState(**client_state["trainer"])
@@ -157,8 +160,9 @@ class Trainer:
         self.task.load_rank_state(engine.module, rank_state["task"])
         if self.dist.is_main:
             self._rewrite_log(state.history)
-            print(f"[easyretrieval] resumed from {path}: epoch {state.epoch}, step {state.step_in_epoch}, "
-                  f"global step {state.global_step}", flush=True)
+            self.log.trim_steps(state.global_step)
+        logger.info("resumed from %s: epoch %d, step %d, global step %d", path, state.epoch, state.step_in_epoch,
+                    state.global_step)
         return state
 
     def _rewrite_log(self, history):
@@ -175,11 +179,15 @@ class Trainer:
         rank_state = {"rng": capture_rng_state(), "means": means.state(), "task": self.task.rank_state(engine.module)}
         self.checkpoints.save(engine, state.global_step, client_state, rank_state)
 
-    def _export(self, engine, filename):
+    def _export(self, engine, filename, about=None):
+        """Consolidated fp32 weights as `filename` (official layout); with `about` (the best epoch) also as
+        the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
         state_dict = consolidated_state_dict(engine)
         path = os.path.join(self.args.output_dir, filename)
         if self.dist.is_main:
             save_atomic(self.task.export_layout(state_dict), path)
+            if about is not None:
+                self.task.save_pretrained(state_dict, os.path.join(self.args.output_dir, BEST_DIR), about)
         barrier()
         return path
 
@@ -217,20 +225,20 @@ class Trainer:
             record["epoch"] = epoch
             improved = self._update_best(state, results, epoch)
             if improved and args.export_best:
-                best_path = self._export(engine, BEST_FILE)
+                about = {"epoch": epoch, "global_step": state.global_step,
+                         "selected_by": f"{args.select_split} {args.select_metric}", "metrics": state.best_metrics}
+                best_path = self._export(engine, BEST_FILE, about)
             state.history.append(record)
             self.log.line(record)
-            if self.dist.is_main:
-                print(f"[easyretrieval] epoch {epoch}: " + _format(record), flush=True)
+            logger.info("epoch %d: %s", epoch, _format(record))
             state.epoch, state.step_in_epoch = epoch + 1, 0
             self._save(engine, state, means)
 
         final_path = self._export(engine, FINAL_FILE) if args.export_final else None
-        if state.best_epoch is not None and self.dist.is_main:
+        if state.best_epoch is not None:
             self.log.line({"best_epoch": state.best_epoch})
-            print(f"[easyretrieval] best epoch {state.best_epoch} ({args.select_split} {args.select_metric} "
-                  f"{state.best_value:.2f}); test of that epoch: {_format(state.best_metrics.get('test', {}))}",
-                  flush=True)
+            logger.info("best epoch %d (%s %s %.2f); test of that epoch: %s", state.best_epoch, args.select_split,
+                        args.select_metric, state.best_value, _format(state.best_metrics.get("test", {})))
         self.log.close()
         return FitResult(state, engine, best_path, final_path)
 
@@ -244,6 +252,10 @@ class Trainer:
             progress = tqdm(total=epoch_steps, initial=state.step_in_epoch, desc=f"epoch {epoch}",
                             mininterval=2.0, dynamic_ncols=True)
         batches = self.task.train_batches(epoch, state.step_in_epoch)
+        window = RunningMeans()  # the micro batches of the current optimizer step
+        samples_per_step = self.ds_config.get("train_batch_size") or (  # micro batch x accumulation x ranks
+            self.ds_config.get("train_micro_batch_size_per_gpu", 1) * self.gas * self.dist.world_size)
+        tick = time.perf_counter()
         for i, batch in enumerate(batches, start=state.step_in_epoch):
             if i >= epoch_steps:
                 break
@@ -255,6 +267,7 @@ class Trainer:
             values = {k: float(v.detach().item()) if torch.is_tensor(v) else float(v) for k, v in logged.items()}
             values["lr"] = lr
             means.update(values)
+            window.update(values)
             state.step_in_epoch = i + 1
             if progress is not None:
                 progress.update(1)
@@ -263,6 +276,10 @@ class Trainer:
                 continue
             state.global_step += 1
             self.task.after_optimizer_step(engine)
+            now = time.perf_counter()
+            self.log.step({"step": state.global_step, "epoch": epoch, **window.means(),
+                           "samples_per_s": samples_per_step / max(now - tick, 1e-9)})
+            window, tick = RunningMeans(), now
             if state.global_step % args.log_steps == 0:
                 self.log.scalars("train", values, state.global_step)
             if args.save_steps and state.global_step % args.save_steps == 0 and i + 1 < epoch_steps:

@@ -9,7 +9,7 @@ import os
 
 from easyretrieval.errors import UserError
 from easyretrieval.modelzoo import _cache, catalog
-from easyretrieval.modelzoo.resolver import find_cached, resolve
+from easyretrieval.modelzoo.resolver import find_cached_entry, resolve
 from easyretrieval.registry import register_command
 
 
@@ -32,12 +32,15 @@ def catalog_rows(cache_dir):
     for name in catalog.names():
         entry = catalog.CATALOG[name]
         rows.append({"name": name, "kind": entry.kind, "vit": entry.vit or "-",
+                     "image_size": entry.image_size or "-", "embed_dim": entry.embed_dim or "-",
                      "finetuned_on": entry.finetuned_on or "-", "size": entry.approx_size,
-                     "cached": find_cached(entry.url, cache_dir), "url": entry.url, "description": entry.description})
+                     "cached": find_cached_entry(entry, cache_dir), "url": entry.url,
+                     "description": entry.description})
     return rows
 
 
-@register_command("models")
+@register_command("models", help="list the modelzoo catalog and what is cached; `models fetch NAME...` "
+                                 "pre-fetches")
 def models_command(argv):
     args = _parser().parse_args(argv)
     cache_dir = os.path.abspath(os.path.expanduser(args.cache_dir or _cache.default_cache_dir()))
@@ -51,9 +54,9 @@ def models_command(argv):
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("NAME", "KIND", "VIT", "FINETUNED_ON", "SIZE", "CACHED")
-    table = [header] + [(r["name"], r["kind"], r["vit"], r["finetuned_on"], r["size"], r["cached"] or "-")
-                        for r in rows]
+    header = ("NAME", "KIND", "VIT", "IMAGE_SIZE", "EMBED_DIM", "FINETUNED_ON", "SIZE", "CACHED")
+    table = [header] + [(r["name"], r["kind"], r["vit"], r["image_size"], r["embed_dim"], r["finetuned_on"],
+                         r["size"], r["cached"] or "-") for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]))
