@@ -69,15 +69,15 @@ def _refuse_folder(spec, path):
 
     if _is_training_checkpoint(path):
         raise UserError(
-            f"pretrained={spec} is a resumable training checkpoint (DeepSpeed state), not model weights: to "
+            f"{spec} is a resumable training checkpoint (DeepSpeed state), not model weights: to "
             f"continue that training give resume={spec}; to evaluate or fine-tune from its weights, first "
             f"`easyretrieval export {spec} --output weights.pth`, then pretrained=weights.pth")
     best = os.path.join(path, "best")
     if is_pretrained_folder(best) or os.path.isfile(os.path.join(path, "checkpoint_best.pth")):
         target = best if is_pretrained_folder(best) else os.path.join(path, "checkpoint_best.pth")
-        raise UserError(f"pretrained={spec} is a training output folder, not a model: its best epoch's model is "
+        raise UserError(f"{spec} is a training output folder, not a model: its best epoch's model is "
                         f"pretrained={target}")
-    raise UserError(f"pretrained={spec} is a folder without a model: give a save_pretrained folder (config.json, "
+    raise UserError(f"{spec} is a folder without a model: give a save_pretrained folder (config.json, "
                     "model.safetensors, vocab.txt), a transformers BlipForImageTextRetrieval folder (config.json "
                     "and weights) or a weights file (.pth / .safetensors)")
 
