@@ -99,10 +99,10 @@ def test_help_lists_the_commands_and_every_option_has_help():
 @pytest.mark.parametrize("args", [["--help"], ["--list-apps"], ["--app", "blip_retrieval", "--help-params"]])
 def test_help_and_listing_import_no_torch(args):
     """--help, --list-apps and --help-params answer without importing torch (timed in benchmarks/cli_startup.py)."""
-    code = ("import contextlib, io, sys\nfrom easyretrieval.cli import run_main\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n        run_main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules))")
+    code = ("import atexit, contextlib, io, sys\nfrom easyretrieval.cli import main\n"
+            "atexit.register(lambda: print(sorted(m for m in ('torch', 'transformers', 'deepspeed') "
+            "if m in sys.modules)))\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(sys.argv[1:])\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
