@@ -61,7 +61,7 @@ def sniff_checkpoint(path):
     return "neither a PyTorch nor a safetensors file" if head else "an empty file"
 
 
-def _not_a_checkpoint(path, what):
+def not_a_checkpoint(path, what):
     return UserError(f"{path} is not a model checkpoint ({what}); give a BLIP .pth or .safetensors file, a "
                      "save_pretrained folder, an HF BlipForImageTextRetrieval folder or hub id, a modelzoo name "
                      "or a URL")
@@ -82,7 +82,7 @@ def read_state_dict(path):
         except (SafetensorError, OSError, ValueError) as error:
             raise UserError(f"cannot read safetensors checkpoint {path}: {error}") from None
     if kind not in ("zip", "pickle"):
-        raise _not_a_checkpoint(path, kind)
+        raise not_a_checkpoint(path, kind)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -92,7 +92,7 @@ def read_state_dict(path):
                         ) from None
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
         if kind == "zip" and "PytorchStreamReader" in str(error):
-            raise _not_a_checkpoint(path, "a zip archive that torch.save did not write") from None
+            raise not_a_checkpoint(path, "a zip archive that torch.save did not write") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise UserError(f"cannot read checkpoint {path}: {type(error).__name__}: {first}") from None
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None

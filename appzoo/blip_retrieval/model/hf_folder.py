@@ -156,7 +156,7 @@ def write_hf_folder(output_dir, state_dict, config, tokenizer):
     if len(tokenizer) != config.text.vocab_size:
         raise UserError(f"the tokenizer has {len(tokenizer)} tokens, the checkpoint's text encoder "
                         f"{config.text.vocab_size}: give the vocab it was trained with (--tokenizer)")
-    hf_state, hf_kwargs, extras = to_hf(state_dict, config)
+    hf_state, _, extras = to_hf(state_dict, config)
     model = BlipForImageTextRetrieval(BlipConfig(**hf_config_dict(config, special_ids)))
     result = model.load_state_dict(hf_state, strict=False)
     if result.missing_keys or result.unexpected_keys:

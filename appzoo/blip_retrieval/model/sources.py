@@ -105,9 +105,9 @@ def _from_file(spec, path, entry=None):
         return _from_folder(spec, folder)  # the weights of a folder that says what model they are
     kind = sniff_checkpoint(path)  # refuse a non-checkpoint now, before any heavy work
     if kind not in ("zip", "pickle", "safetensors"):
-        from appzoo.blip_retrieval.model.checkpoint import _not_a_checkpoint
+        from appzoo.blip_retrieval.model.checkpoint import not_a_checkpoint
 
-        raise _not_a_checkpoint(path, kind)
+        raise not_a_checkpoint(path, kind)
     vocab = os.path.join(folder, "vocab.txt")  # e.g. tokenizer=build's vocab beside checkpoint_best.pth
     return PretrainedSource(spec, FILE, path, entry=entry, vocab=vocab if os.path.isfile(vocab) else None)
 
@@ -115,7 +115,12 @@ def _from_file(spec, path, entry=None):
 def _from_hub(spec, repo_id, weights):
     from easyretrieval.modelzoo._hub import hub_file
 
+    from appzoo.blip_retrieval.model import hf_folder, pretrained_folder
+
     folder = os.path.dirname(hub_file(repo_id, "config.json"))
+    if not (hf_folder.is_hf_folder(folder) or pretrained_folder.is_pretrained_folder(folder)):
+        raise UserError(f"hub repository {repo_id} is not a BLIP model (its config.json is not a transformers "
+                        "BLIP config): give a BlipForImageTextRetrieval repository, e.g. Salesforce/blip-itm-base-coco")
     if hub_file(repo_id, "vocab.txt", required=False) is None:
         hub_file(repo_id, "tokenizer.json", required=False)
     if not weights:

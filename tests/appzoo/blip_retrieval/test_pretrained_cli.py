@@ -100,6 +100,16 @@ def test_best_folder_without_sizes_gives_the_recall_training_printed(trained):
         f"test: image retrieval R@1 {recall[1]:6.2f} R@5 {recall[5]:6.2f} R@10 {recall[10]:6.2f}").split()
 
 
+def test_best_folder_starts_a_training_without_sizes(trained):
+    root, _, _ = trained
+    best = os.path.join(root, "run", "best")
+    proc = run(root, "train", os.path.join(root, "finetune"), f"pretrained={best} batch_size_train=4 max_epoch=1 "
+                                                              "eval_splits=val")
+    assert "sets vit=tiny image_size=32 queue_size=8" in proc.stdout
+    assert f"pretrained={best} (save_pretrained folder {best}): missing 0, unexpected 0" in proc.stdout
+    assert os.path.isfile(os.path.join(root, "finetune", "best", "model.safetensors"))
+
+
 def _run_main(args, capsys):
     from easyretrieval.cli import run_main
 

@@ -86,7 +86,10 @@ def test_local_sources_give_the_same_embeddings_and_match(saved, kind):
 def test_hub_id_through_a_local_endpoint_then_offline_from_the_cache(saved, hf_env, monkeypatch):
     with HubServer() as hub:
         hub.add_folder("Salesforce/blip-itm-tiny-test", str(saved["root"] / "hf"))
+        hub.add_repo("google-bert/bert-base-uncased", {"config.json": b'{"model_type": "bert"}'})
         monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
+        with pytest.raises(UserError, match="google-bert/bert-base-uncased is not a BLIP model"):
+            BlipRetrieval.from_pretrained("google-bert/bert-base-uncased")
         _same_outputs(BlipRetrieval.from_pretrained("Salesforce/blip-itm-tiny-test"), saved)
         fetched = {p.rsplit("/", 1)[-1] for m, p, _ in hub.requests if m == "GET"}
         assert {"config.json", "model.safetensors", "vocab.txt", "blip_extras.safetensors"} <= fetched
