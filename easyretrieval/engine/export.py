@@ -113,15 +113,19 @@ def _resolve_checkpoint_dir(path):
 @register_command("export", help="consolidate a training checkpoint (any ZeRO stage) into official "
                                  "{'model': state_dict} weights")
 def export_command(argv) -> int:
+    args = _parser().parse_args(argv)
+    checkpoint_dir = _resolve_checkpoint_dir(args.checkpoint)
+    output = args.output or os.path.join(checkpoint_dir, "model_fp32.pth")
+    summary = export_checkpoint(checkpoint_dir, output)
+    print(f"exported {summary['tensors']} tensors ({summary['numel']:,} values) from {checkpoint_dir} to {output}")
+    return 0
+
+
+def _parser():
     p = argparse.ArgumentParser(
         prog="easyretrieval export",
         description="Consolidate a (ZeRO 0-3) training checkpoint into fp32 weights in the official BLIP layout.",
     )
     p.add_argument("checkpoint", help="an output_dir (its latest checkpoint), its checkpoints/ dir, or a step_* dir")
     p.add_argument("--output", default=None, help="output file (default: <checkpoint>/model_fp32.pth)")
-    args = p.parse_args(argv)
-    checkpoint_dir = _resolve_checkpoint_dir(args.checkpoint)
-    output = args.output or os.path.join(checkpoint_dir, "model_fp32.pth")
-    summary = export_checkpoint(checkpoint_dir, output)
-    print(f"exported {summary['tensors']} tensors ({summary['numel']:,} values) from {checkpoint_dir} to {output}")
-    return 0
+    return p

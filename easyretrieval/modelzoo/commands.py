@@ -20,7 +20,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser():
     p = _Parser(prog="easyretrieval models", description="List the model zoo and the local cache, or fetch entries.")
-    p.add_argument("action", nargs="?", choices=("list", "fetch"), default="list")
+    p.add_argument("action", nargs="?", choices=("list", "fetch"), default="list",
+                   help="list the catalog (default) or fetch names/URLs into the cache")
     p.add_argument("specs", nargs="*", help="for fetch: names, URLs or oss:// paths")
     p.add_argument("--cache_dir", default=None, help=f"default: ${_cache.CACHE_ENV} or ~/.cache/easyretrieval")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
