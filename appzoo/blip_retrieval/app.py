@@ -61,8 +61,9 @@ class BlipRetrievalApp(App):
             logger.info("best epoch %d (by %s r_mean); weights: %s (save_pretrained folder, pretrained= takes it) "
                         "and %s (official layout)", result.state.best_epoch, trainer.args.select_split,
                         os.path.join(self.run.output_dir, BEST_DIR), result.best_path)
-            for split, metrics in result.state.best_metrics.items():
-                logger.info("%s", format_recall(split, metrics))
+            if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
+                for split, metrics in result.state.best_metrics.items():
+                    print(format_recall(split, metrics), flush=True)
         return result
 
     def build_trainer(self):
@@ -113,7 +114,8 @@ class BlipRetrievalApp(App):
             result = evaluator.evaluate(model, dataset)
             evaluator.save(result, run.output_dir, split)
             results[split] = result
-            logger.info("%s", format_recall(split, result.metrics))
+            if info.is_main:  # results, not messages: plain lines on rank 0's stdout
+                print(format_recall(split, result.metrics), flush=True)
         return results
 
     def predict(self):
