@@ -37,6 +37,12 @@ class App:
         """Every check of the parameters that needs no data; the CLI calls it before anything is downloaded,
         written or started (process group, data preparation, model). Raise UserError on a problem."""
 
+    @classmethod
+    def complete_config(cls, config: Config) -> Config:
+        """The resolved parameters an app derives from its inputs before the run (e.g. sizes a pretrained
+        model describes), called on every rank before config.json is written; default: unchanged."""
+        return config
+
     def train(self):
         raise UserError(f"this app has no train mode; modes: {', '.join(self.modes)}")
 

@@ -125,10 +125,12 @@ def exit_process(code: int = 0):
     exception', exit -6) after a run that succeeded and saved everything. All output is flushed
     and every file is closed by then, so only that teardown is skipped.
     """
-    import torch.distributed as dist
-
     if not isinstance(code, int):
         raise TypeError(f"exit_process needs an int exit code, got {code!r}")
+    if "torch" not in sys.modules:  # nothing started a process group (e.g. --help-params): no torch import
+        sys.exit(code)
+    import torch.distributed as dist
+
     if not (_group_started or (dist.is_available() and dist.is_initialized())):
         sys.exit(code)
     gc.collect()  # finalizers of objects in reference cycles (e.g. data-loader workers) still run

@@ -1,17 +1,20 @@
 """The blip_retrieval app: BLIP image-text retrieval (ITC + ITM), official-exact, on DeepSpeed.
 
-Importing the app imports no torch (the model is imported when a mode runs), so that a bad command is refused
-within a second.
+    from appzoo.blip_retrieval import BlipRetrieval
+    model = BlipRetrieval.from_pretrained("output/demo/best")
+
+`BlipRetrieval` is imported on first use (PEP 562), so loading the app for `--help-params` or
+`--list-apps` does not import torch.
 """
 from appzoo.blip_retrieval.app import BlipRetrievalApp
-from easyretrieval.registry import register_command
+from appzoo.blip_retrieval import commands as _commands  # noqa: F401 - registers `convert`
 
-__all__ = ["BlipRetrievalApp"]
+__all__ = ["BlipRetrieval", "BlipRetrievalApp"]
 
 
-@register_command("convert")
-def convert(argv):
-    """`easyretrieval convert --to hf|blip ...` (appzoo/blip_retrieval/model/commands.py, imported when run)."""
-    from appzoo.blip_retrieval.model.commands import convert_command
+def __getattr__(name):
+    if name == "BlipRetrieval":
+        from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
 
-    return convert_command(argv)
+        return BlipRetrieval
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,12 @@ import os
 
 from easyretrieval.app import App
 from easyretrieval.distributed import device_for, init_distributed
+from easyretrieval.log import get_logger
 from easyretrieval.registry import register_app
 
 from appzoo.blip_retrieval.params import SCHEMA
+
+logger = get_logger()
 
 
 def ds_params_from(config):
@@ -83,8 +86,15 @@ class BlipRetrievalApp(App):
             return None
         note = check_resume(path, read_marker_or_none(path) or {}, record or self.run_record(self.ds_config()))
         if note and record is not None and self.run.dist.is_main:
-            print(f"[easyretrieval] resume: {note}", flush=True)
+            logger.info("resume: %s", note)
         return path
+
+    @classmethod
+    def complete_config(cls, config):
+        """Sizes that pretrained= describes fill the parameters the user did not set."""
+        from appzoo.blip_retrieval.pretrained_params import complete_config
+
+        return complete_config(config, cls.schema)
 
     def _setup(self, splits):
         """Process group, device, data checked (synthetic generated once per node), datasets built."""
@@ -103,19 +113,22 @@ class BlipRetrievalApp(App):
 
     def train(self):
         from appzoo.blip_retrieval.components import format_recall
+        from easyretrieval.engine.trainer import BEST_DIR
 
         trainer = self.build_trainer()
         result = trainer.fit()
         state = result.state
-        if self.run.dist.is_main and state.best_epoch is not None:
-            weights = result.best_path or "not available (see the warning above)"
-            print(f"[easyretrieval] best epoch {state.best_epoch} (by {trainer.args.select_split} r_mean "
-                  f"{state.best_value:.2f}); weights: {weights}", flush=True)
-            for split, metrics in state.best_metrics.items():
-                print(format_recall(split, metrics), flush=True)
+        if state.best_epoch is not None:
+            official = result.best_path or "not available (see the warning above)"
+            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s (save_pretrained folder, pretrained= takes "
+                        "it) and %s (official layout)", state.best_epoch, trainer.args.select_split, state.best_value,
+                        os.path.join(self.run.output_dir, BEST_DIR), official)
+            if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
+                for split, metrics in state.best_metrics.items():
+                    print(format_recall(split, metrics), flush=True)
             results = [p for p in result.best_files if p != result.best_path]
             if results:
-                print(f"[easyretrieval] best epoch's per-split metrics and rankings: {', '.join(results)}", flush=True)
+                logger.info("best epoch's per-split metrics and rankings: %s", ", ".join(results))
         return result
 
     def build_trainer(self):
@@ -165,8 +178,7 @@ class BlipRetrievalApp(App):
         cfg, run = self.config, self.run
         info, device, datasets = self._setup(eval_splits(cfg))
         if not cfg.pretrained and info.is_main:
-            print("[easyretrieval] warning: pretrained= is empty; evaluating randomly initialised weights",
-                  flush=True)
+            logger.warning("pretrained= is empty; evaluating randomly initialised weights")
         tokenizer = create_app_tokenizer(cfg, run.output_dir, info, search_dirs=self.output_dirs()[1:])
         model = create_app_model(cfg, tokenizer, verbose=info.is_main).to(device)
         evaluator = create_evaluator(cfg, info, device)
@@ -175,7 +187,7 @@ class BlipRetrievalApp(App):
             result = evaluator.evaluate(model, dataset)
             evaluator.save(result, run.output_dir, split)
             results[split] = result
-            if info.is_main:
+            if info.is_main:  # results, not messages: plain lines on rank 0's stdout
                 print(format_recall(split, result.metrics, result.skipped), flush=True)
         return results
 

@@ -6,6 +6,9 @@ import os
 
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
+
+logger = get_logger()
 
 VOCAB_FILE = "vocab.txt"  # tokenizer=build writes the vocab here, in output_dir
 
@@ -29,7 +32,7 @@ def create_app_tokenizer(config, output_dir, dist: DistInfo, train_dataset=None,
     if config.tokenizer != "build":
         from easyretrieval.modelzoo import resolve
 
-        return create_tokenizer(resolve(config.tokenizer))
+        return create_tokenizer(resolve(config.tokenizer, hub_files=("vocab.txt",)))
     for path in vocab_candidates(config, [output_dir, *search_dirs]):
         if os.path.isfile(path):
             return create_tokenizer(path)
@@ -59,17 +62,22 @@ def copy_vocab(source_dir, output_dir, dist: DistInfo):
 
 
 def create_app_model(config, tokenizer, verbose: bool):
-    """BlipRetrieval from the parameters, with `pretrained=` loaded (the load report printed on rank 0)."""
+    """BlipRetrieval from the parameters, with `pretrained=` loaded (the load report logged on rank 0)."""
     from appzoo.blip_retrieval.model import config_from_params, create_model
 
     model = create_model(config_from_params(config, len(tokenizer)), tokenizer)
     if config.pretrained:
-        from appzoo.blip_retrieval.model.checkpoint import load_pretrained
-        from easyretrieval.modelzoo import resolve
+        from appzoo.blip_retrieval.model.checkpoint import load_state
+        from appzoo.blip_retrieval.model.sources import locate, read_weights
 
-        report = load_pretrained(model, resolve(config.pretrained))
+        source = locate(config.pretrained)
+        if source.config is not None and source.config.text.vocab_size != len(tokenizer):
+            raise UserError(f"tokenizer={config.tokenizer} has {len(tokenizer)} tokens; pretrained={config.pretrained} "
+                            f"was trained with a {source.config.text.vocab_size}-token vocab: drop tokenizer= to "
+                            "use the model's own, or give that vocab")
+        report = load_state(model, read_weights(source), source=f"pretrained={config.pretrained}")
         if verbose:
-            print(f"[easyretrieval] pretrained={config.pretrained}: {report.summary()}", flush=True)
+            logger.info("pretrained=%s (%s): %s", config.pretrained, source.describe(), report.summary())
     return model
 
 

@@ -40,8 +40,14 @@ SCHEMA = ParamSchema([
     Param("synthetic_seed", int, 0, "seed of the synthetic dataset"),
     # model
     Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
-    Param("pretrained", str, "", "checkpoint: modelzoo name, http(s)/oss:// URL or local path; '' = scratch"),
-    Param("tokenizer", str, "bert-base-uncased", "vocab: modelzoo name, URL, local dir/file; 'build' = from captions"),
+    Param("pretrained", str, "", "weights: a save_pretrained folder (e.g. a run's best/), an official .pth or "
+          ".safetensors file, a modelzoo name, an http(s)/oss:// URL, an HF BlipForImageTextRetrieval folder or "
+          "hub id (org/name); '' = scratch. A folder, hub id or modelzoo entry sets the sizes it describes "
+          "(vit, image_size, ...) unless you set them"),
+    Param("resize_pretrained", bool, False, "allow image_size to differ from the size pretrained= describes "
+          "(its position embeddings are interpolated, bicubic, as official)"),
+    Param("tokenizer", str, "bert-base-uncased", "vocab: vocab.txt or folder, modelzoo name, URL or HF hub id; "
+          "'build' = from captions; default: pretrained='s own vocab, else bert-base-uncased from the HF hub"),
     Param("vit_grad_ckpt", bool, None, "gradient checkpointing of the last vit_ckpt_layer ViT blocks",
           default_from=_by_vit(True, True, False, False)),
     Param("vit_ckpt_layer", int, None, "how many of the last ViT blocks to checkpoint", min=0,

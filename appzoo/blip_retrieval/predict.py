@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from appzoo.blip_retrieval.predict_inputs import Items, read_inputs, read_items  # noqa: F401 - re-exported
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
 
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -135,7 +136,6 @@ def run_predict(config, run) -> str:
     path = os.path.join(run.output_dir, PREDICTIONS_FILE)
     if info.is_main:
         path = write_outputs(rankings, gallery, queries, run.output_dir, config.save_embeddings)
-        print(f"[easyretrieval] {len(queries.ids)} queries ranked against {len(gallery.ids)} "
-              f"{gallery.kind}: {path}", flush=True)
+        get_logger().info("%d queries ranked against %d %s: %s", len(queries.ids), len(gallery.ids), gallery.kind, path)
     barrier()
     return path

@@ -8,7 +8,7 @@ exactly or is refused in one line naming every difference and why it matters:
 - data order and position: batch_size_train, gradient_accumulation_steps, world size, seed (augmentations),
   max_words and the training samples themselves - the sampler position would replay or skip samples;
 - saved optimizer layout: ZeRO stage, precision;
-- the objective: alpha, momentum, weight_decay, gradient_clipping, negative_all_rank, itc_idx_targets;
+- the objective: alpha, momentum, weight_decay, gradient_clipping, negative_all_rank;
 - the schedule (max_epoch, init_lr, min_lr): the LR is set per epoch from these, so a change is exact from
   the next epoch on: accepted at an epoch-end checkpoint (and said), refused inside an epoch;
 - the split that selects the best epoch.
@@ -31,7 +31,7 @@ PARAMETERS = {
     "max_words": ("data", "the training captions"),
     "alpha": ("objective", _OBJECTIVE), "momentum": ("objective", _OBJECTIVE),
     "weight_decay": ("objective", _OBJECTIVE), "gradient_clipping": ("objective", _OBJECTIVE),
-    "negative_all_rank": ("objective", _OBJECTIVE), "itc_idx_targets": ("objective", _OBJECTIVE),
+    "negative_all_rank": ("objective", _OBJECTIVE),
     "max_epoch": ("schedule", "the LR schedule"), "init_lr": ("schedule", "the LR schedule"),
     "min_lr": ("schedule", "the LR schedule"),
 }

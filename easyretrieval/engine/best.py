@@ -47,7 +47,7 @@ def best_files(run_dir: str, epoch: int) -> Optional[List[str]]:
     if record is None or record.get("epoch") != epoch:
         return None
     paths = [os.path.join(run_dir, name) for name in record["files"]]
-    return paths if all(os.path.isfile(p) for p in paths) else None
+    return paths if all(os.path.exists(p) for p in paths) else None
 
 
 def adopt_best(output_dir: str, source_dir: str, epoch: int) -> bool:
@@ -58,8 +58,14 @@ def adopt_best(output_dir: str, source_dir: str, epoch: int) -> bool:
     os.makedirs(output_dir, exist_ok=True)
     for path in paths:
         target = os.path.join(output_dir, os.path.basename(path))
-        shutil.copy2(path, target + ".part")
-        os.replace(target + ".part", target)
+        if os.path.isdir(path):  # a save_pretrained folder: copied whole, then swapped in
+            shutil.rmtree(target + ".part", ignore_errors=True)
+            shutil.copytree(path, target + ".part")
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(target + ".part", target)
+        else:
+            shutil.copy2(path, target + ".part")
+            os.replace(target + ".part", target)
     record = read_manifest(source_dir)
     write_manifest(output_dir, record["epoch"], record.get("split"), record.get("metric"), record.get("value"),
                    record["files"])

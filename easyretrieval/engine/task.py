@@ -50,3 +50,7 @@ class TrainTask:
     def export_layout(self, state_dict: Dict[str, torch.Tensor]) -> object:
         """The object saved as an exported checkpoint (default: the official `{'model': state_dict}`)."""
         return {"model": state_dict}
+
+    def save_pretrained(self, state_dict: Dict[str, torch.Tensor], folder: str, about: dict) -> None:
+        """Write the best epoch's consolidated fp32 weights as a self-describing model folder (rank 0 only;
+        `about`: epoch, step and metrics of that epoch). Default: no folder."""

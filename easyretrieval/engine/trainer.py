@@ -4,8 +4,8 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
-import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -21,9 +21,11 @@ from easyretrieval.engine.run_log import RunLog, RunningMeans
 from easyretrieval.engine.schedule import cosine_lr
 from easyretrieval.engine.task import TrainTask
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
 
-logger = logging.getLogger("easyretrieval")
+logger = get_logger()
 
+BEST_DIR = "best"  # the best epoch's model as the task's save_pretrained folder (when it writes one)
 FINAL_FILE = "checkpoint_final.pth"
 
 
@@ -42,7 +44,8 @@ class TrainerArgs:
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
     select_metric: str = "r_mean"
-    export_best: bool = True  # official checkpoint_best.pth (fp32, {'model': ...}) when the metric improves
+    export_best: bool = True  # when the metric improves: official checkpoint_best.pth (fp32, {'model': ...})
+    # and the task's save_pretrained folder OUTPUT_DIR/best
     export_final: bool = True  # checkpoint_final.pth after the last epoch
     progress: bool = True
     stop_after_steps: Optional[int] = None  # tests: return after this many optimizer steps (a simulated stop)
@@ -109,8 +112,8 @@ class Trainer:
     def _resume(self, engine, means):
         path = resolve_resume(self.args.resume, self.checkpoints.root)
         if path is None:
-            if self.args.resume == "auto" and self.dist.is_main:
-                print("[easyretrieval] resume=auto: no checkpoint yet, starting fresh", flush=True)
+            if self.args.resume == "auto":
+                logger.info("resume=auto: no checkpoint yet, starting fresh")
             return TrainState()
         client_state, rank_state = self.checkpoints.load(engine, path)
         state = TrainState(**client_state["trainer"])
@@ -119,9 +122,10 @@ class Trainer:
         self.task.load_rank_state(engine.module, rank_state["task"])
         if self.dist.is_main:
             self._rewrite_log(state.history)
-            print(f"[easyretrieval] resumed from {path}: epoch {state.epoch}, step {state.step_in_epoch}, "
-                  f"global step {state.global_step}", flush=True)
+            self.log.trim_steps(state.global_step)
             self._adopt_best(state, path)
+        logger.info("resumed from %s: epoch %d, step %d, global step %d", path, state.epoch, state.step_in_epoch,
+                    state.global_step)
         barrier()
         return state
 
@@ -132,8 +136,7 @@ class Trainer:
         if state.best_epoch is None or os.path.abspath(source) == os.path.abspath(out):
             return
         if best_files(out, state.best_epoch) is None and adopt_best(out, source, state.best_epoch):
-            print(f"[easyretrieval] best epoch {state.best_epoch} so far: its weights and results copied from "
-                  f"{source}", flush=True)
+            logger.info("best epoch %d so far: its weights and results copied from %s", state.best_epoch, source)
 
     def _best_files(self, state, warn):
         """The best epoch's files in output_dir ([] when there is none); warn: say when they are missing."""
@@ -141,9 +144,8 @@ class Trainer:
             return []
         found = best_files(self.args.output_dir, state.best_epoch)
         if found is None and warn and self.dist.is_main:
-            print(f"[easyretrieval] warning: the weights of best epoch {state.best_epoch} are not in "
-                  f"{self.args.output_dir} (its {BEST_FILE} is missing or of another epoch; see best.json)",
-                  flush=True)
+            logger.warning("the weights of best epoch %d are not in %s (its %s is missing or of another epoch; see "
+                           "best.json)", state.best_epoch, self.args.output_dir, BEST_FILE)
         return found or []
 
     def _rewrite_log(self, history):
@@ -160,11 +162,15 @@ class Trainer:
         rank_state = {"rng": capture_rng_state(), "means": means.state(), "task": self.task.rank_state(engine.module)}
         self.checkpoints.save(engine, state.global_step, client_state, rank_state, self.args.run_record)
 
-    def _export(self, engine, filename):
+    def _export(self, engine, filename, about=None):
+        """Consolidated fp32 weights as `filename` (official layout); with `about` (the best epoch) also as
+        the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
         state_dict = consolidated_state_dict(engine)
         path = os.path.join(self.args.output_dir, filename)
         if self.dist.is_main:
             save_atomic(self.task.export_layout(state_dict), path)
+            if about is not None:
+                self.task.save_pretrained(state_dict, os.path.join(self.args.output_dir, BEST_DIR), about)
         barrier()
         return path
 
@@ -202,25 +208,29 @@ class Trainer:
             record["epoch"] = epoch
             improved = self._update_best(state, results, epoch)
             if improved and args.export_best:
-                self._export_best(engine, state)
+                about = {"epoch": epoch, "global_step": state.global_step,
+                         "selected_by": f"{args.select_split} {args.select_metric}", "metrics": state.best_metrics}
+                self._export_best(engine, state, about)
             state.history.append(record)
             self.log.line(record)
-            if self.dist.is_main:
-                print(f"[easyretrieval] epoch {epoch}: " + _format(record), flush=True)
+            logger.info("epoch %d: %s", epoch, _format(record))
             state.epoch, state.step_in_epoch = epoch + 1, 0
             self._save(engine, state, means)
 
         final_path = self._export(engine, FINAL_FILE) if args.export_final else None
-        if state.best_epoch is not None and self.dist.is_main:
+        if state.best_epoch is not None:
             self.log.line({"best_epoch": state.best_epoch})
         files = self._best_files(state, warn=True)
         self.log.close()
         return FitResult(state, engine, files[0] if files else None, final_path, files)
 
-    def _export_best(self, engine, state):
-        """checkpoint_best.pth, the task's results of this epoch, then best.json naming them (written last)."""
-        self._export(engine, BEST_FILE)
+    def _export_best(self, engine, state, about):
+        """checkpoint_best.pth (and the best/ folder), the task's results of this epoch, then best.json naming
+        them (written last)."""
+        self._export(engine, BEST_FILE, about)
         names = [BEST_FILE] + [os.path.basename(p) for p in self.task.save_best_results(self.args.output_dir)]
+        if os.path.isdir(os.path.join(self.args.output_dir, BEST_DIR)):
+            names.append(BEST_DIR)
         if self.dist.is_main:
             write_manifest(self.args.output_dir, state.best_epoch, self.args.select_split, self.args.select_metric,
                            state.best_value, names)
@@ -236,6 +246,10 @@ class Trainer:
             progress = tqdm(total=epoch_steps, initial=state.step_in_epoch, desc=f"epoch {epoch}",
                             mininterval=2.0, dynamic_ncols=True)
         batches = self.task.train_batches(epoch, state.step_in_epoch)
+        window = RunningMeans()  # the micro batches of the current optimizer step
+        samples_per_step = self.ds_config.get("train_batch_size") or (  # micro batch x accumulation x ranks
+            self.ds_config.get("train_micro_batch_size_per_gpu", 1) * self.gas * self.dist.world_size)
+        tick = time.perf_counter()
         for i, batch in enumerate(batches, start=state.step_in_epoch):
             if i >= epoch_steps:
                 break
@@ -247,6 +261,7 @@ class Trainer:
             values = {k: float(v.detach().item()) if torch.is_tensor(v) else float(v) for k, v in logged.items()}
             values["lr"] = lr
             means.update(values)
+            window.update(values)
             state.step_in_epoch = i + 1
             if progress is not None:
                 progress.update(1)
@@ -255,6 +270,10 @@ class Trainer:
                 continue
             state.global_step += 1
             self.task.after_optimizer_step(engine)
+            now = time.perf_counter()
+            self.log.step({"step": state.global_step, "epoch": epoch, **window.means(),
+                           "samples_per_s": samples_per_step / max(now - tick, 1e-9)})
+            window, tick = RunningMeans(), now
             if state.global_step % args.log_steps == 0:
                 self.log.scalars("train", values, state.global_step)
             if args.save_steps and state.global_step % args.save_steps == 0 and i + 1 < epoch_steps:

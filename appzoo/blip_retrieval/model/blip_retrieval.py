@@ -3,6 +3,8 @@
 Training: `loss_ita, loss_itm = model(image, caption, alpha, idx)`. Inference: `encode_image`,
 `image_feat`, `encode_text`, `text_feat`, `itm_logits`, and the evaluator's fast path `cross_kv` +
 `itm_logits_cached` (image-side cross-attention keys/values computed once per image).
+Public API (mixins, no change to the math or the state dict): `BlipRetrieval.from_pretrained(source)`,
+`save_pretrained(folder)` (pretrained.py) and `embed_images`, `embed_texts`, `match` (inference.py).
 """
 from typing import NamedTuple
 
@@ -14,7 +16,9 @@ from easyretrieval.collectives import all_gather_with_grad, concat_all_gather
 from easyretrieval.registry import register_model
 
 from appzoo.blip_retrieval.model import losses
+from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
 from appzoo.blip_retrieval.model.momentum import copy_params, momentum_update
+from appzoo.blip_retrieval.model.pretrained import PretrainedMixin
 from appzoo.blip_retrieval.model.text_encoder import TextEncoder
 from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
 
@@ -61,7 +65,17 @@ def _init_bert(module, std=0.02):
 
 
 @register_model("blip_retrieval")
-class BlipRetrieval(nn.Module):
+class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
+    """BLIP ITC + ITM retrieval model.
+
+        model = BlipRetrieval.from_pretrained("Salesforce/blip-itm-base-coco")   # or a folder, .pth, name
+        model.embed_images(images)  # [N, embed_dim] float32, L2-normalised
+        model.embed_texts(texts)    # [M, embed_dim]
+        model.match(images, texts)  # [N, M] ITM probability
+
+    config: BlipRetrievalConfig; tokenizer: BLIP's tokenizer (`create_tokenizer`), needed to tokenize.
+    """
+
     def __init__(self, config, tokenizer=None):
         super().__init__()
         self.config = config

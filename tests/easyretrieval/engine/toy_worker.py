@@ -20,9 +20,11 @@ from easyretrieval.engine.ds_config import DsParams, build_ds_config, load_ds_co
 from easyretrieval.engine.export import consolidated_state_dict  # noqa: E402
 from easyretrieval.engine.trainer import Trainer, TrainerArgs  # noqa: E402
 from easyretrieval.distributed import shutdown_distributed  # noqa: E402
+from easyretrieval.log import setup_logging  # noqa: E402
 
 
 def main():
+    setup_logging(int(os.environ.get("RANK", "0")))  # as the CLI does: messages through logging
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--stage", type=int, default=1)

@@ -38,6 +38,19 @@ def test_sigkill_mid_epoch_then_resume_auto_is_exact(synthetic, tmp_path, uninte
         for key, value in ref["state_dict"].items():  # weights, momentum encoders and queues
             assert torch.equal(got["state_dict"][key], value), key
     assert _log(tmp_path) == _log(uninterrupted)
+    # train_steps.jsonl: the killed run's lines after its checkpoint (steps 4, 5) are replaced, not doubled
+    got, ref = _steps(tmp_path), _steps(uninterrupted)
+    assert [s["step"] for s in got] == list(range(1, 17))
+    assert [_without_speed(s) for s in got] == [_without_speed(s) for s in ref]
+
+
+def _steps(out):
+    with open(os.path.join(out, "train_steps.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _without_speed(record):
+    return {k: v for k, v in record.items() if k != "samples_per_s"}
 
 
 def test_exported_weights_evaluate_identically(synthetic, tmp_path, uninterrupted):
