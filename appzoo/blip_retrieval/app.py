@@ -120,9 +120,9 @@ class BlipRetrievalApp(App):
         state = result.state
         if state.best_epoch is not None:
             folder = os.path.join(self.run.output_dir, BEST_DIR)
-            weights = ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else []) \
-                + [f"{result.best_path} (official layout)" if result.best_path else
-                   "official layout not available (see the warning above)"]
+            weights = [f"{result.best_path} (official layout)" if result.best_path else
+                       "not available (see the warning above)"] \
+                + ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else [])
             logger.info("best epoch %d (by %s r_mean %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
                         state.best_value, " and ".join(weights))
             if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
