@@ -79,7 +79,7 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
         torch.cuda.set_device(info.local_rank)
     import deepspeed
 
-    from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op
+    from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 
     with no_cpu_shm_comm_op():  # no C++ build at start (the op serves DeepSpeed-Inference only)
         deepspeed.init_distributed(

@@ -25,9 +25,19 @@ def ds_params_from(config):
     )
 
 
-@register_app("blip_retrieval")
+APP_NAME = "blip_retrieval"
+
+
+@register_app(APP_NAME)
 class BlipRetrievalApp(App):
     schema = SCHEMA
+
+    @classmethod
+    def export_layout(cls, state_dict):
+        """The official `{'model': state_dict}` (temp 0-dim), which official BLIP and pretrained= load."""
+        from appzoo.blip_retrieval.model.checkpoint import official_layout
+
+        return official_layout(state_dict)
 
     def check(self):
         """Every check that needs no data, before any download, process group, data or model (App.check)."""
@@ -167,7 +177,7 @@ class BlipRetrievalApp(App):
         args = TrainerArgs(
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
             weight_decay=cfg.weight_decay, save_steps=cfg.save_steps, keep_last=cfg.keep_last,
-            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record,
+            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record, app=APP_NAME,
             select_split=select_split(splits),
         )
         return Trainer(task, args, info, ds_config)

@@ -96,15 +96,23 @@ class BlipRetrievalTask(TrainTask):
             paths += list(self.evaluator.save(result, output_dir, split).values())
         return paths
 
+    def export_layout(self, state_dict):
+        """The official `{'model': state_dict}` (checkpoint_best.pth, checkpoint_final.pth)."""
+        from appzoo.blip_retrieval.model.checkpoint import official_layout
+
+        return official_layout(state_dict)
+
     def save_pretrained(self, state_dict, folder, about):
         """OUTPUT_DIR/best: the best epoch's weights with this run's model config and tokenizer."""
         from appzoo.blip_retrieval.model import config_from_params
+        from appzoo.blip_retrieval.model.checkpoint import official_shapes
         from appzoo.blip_retrieval.model.pretrained_folder import write_folder
 
         from easyretrieval.secrets import mask_secrets
 
         about = {"trained_on": self.config.dataset, "pretrained": mask_secrets(self.config.pretrained), **about}
-        write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer, state_dict, about)
+        write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer,
+                     official_shapes(state_dict), about)
 
     def rank_state(self, model):
         return {"momentum_shadow": model.momentum_state_dict()}

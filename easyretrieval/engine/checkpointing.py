@@ -5,7 +5,7 @@ Layout under `root` (output_dir/checkpoints):
       mp_rank_00_model_states.pt, *optim_states.pt ...   written by engine.save_checkpoint
       rank_state_00000.pt ...                             rank-local state (RNG, momentum shadows, meters)
       COMPLETE                                            JSON marker, written last: step, world size,
-                                                          epoch position and the run's record (`run`)
+                                                          epoch position, the app and the run's record (`run`)
   latest                    name of the newest complete checkpoint (replaced atomically)
   .tmp-step_00000150/       a save in progress; never read, removed by the next save or resume
 
@@ -114,12 +114,15 @@ def resolve_resume(resume: str, root: str) -> Optional[str]:
 class CheckpointManager:
     """Saves and loads resumable checkpoints of one DeepSpeed engine; every rank calls every method."""
 
-    def __init__(self, root: str, dist: DistInfo, keep_last: int = 2):
+    def __init__(self, root: str, dist: DistInfo, keep_last: int = 2, app: str = ""):
+        """app: the registered name of the app training (kept in every marker; `easyretrieval export` asks
+        that app for its layout); '' for none."""
         if keep_last < 1:
             raise ValueError("keep_last must be >= 1")
         self.root = root
         self.dist = dist
         self.keep_last = keep_last
+        self.app = app
 
     def _remove_partial(self):
         if self.dist.is_main and os.path.isdir(self.root):
@@ -148,6 +151,8 @@ class CheckpointManager:
         if self.dist.is_main:
             marker = {"global_step": global_step, "world_size": self.dist.world_size,
                       "epoch": client_state.get("epoch"), "step_in_epoch": client_state.get("step_in_epoch")}
+            if self.app:
+                marker["app"] = self.app
             if record is not None:
                 marker["run"] = record
             _write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())

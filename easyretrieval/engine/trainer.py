@@ -14,7 +14,7 @@ import torch
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
-from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op, scalar_safe_broadcast
+from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
@@ -40,6 +40,7 @@ class TrainerArgs:
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
     run_record: Optional[dict] = None  # JSON: what this run is (parameters, data); saved in every checkpoint
+    app: str = ""  # the registered app name, saved in every checkpoint (`easyretrieval export` uses its layout)
     log_steps: int = 50
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
@@ -81,7 +82,7 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
     optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
     # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
     # initialised without it
-    with no_cpu_shm_comm_op(), scalar_safe_broadcast():
+    with no_cpu_shm_comm_op():
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine
 
@@ -98,7 +99,8 @@ class Trainer:
         self.dist = dist
         self.ds_config = ds_config
         self.gas = int(ds_config["gradient_accumulation_steps"])
-        self.checkpoints = CheckpointManager(os.path.join(args.output_dir, "checkpoints"), dist, args.keep_last)
+        self.checkpoints = CheckpointManager(os.path.join(args.output_dir, "checkpoints"), dist, args.keep_last,
+                                             args.app)
         self.log = RunLog(args.output_dir, enabled=dist.is_main)
 
     # -- setup ---------------------------------------------------------------------------------------------

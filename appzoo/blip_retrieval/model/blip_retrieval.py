@@ -82,7 +82,9 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         self.tokenizer = tokenizer
         vision_width, text_width, embed_dim = config.vision.width, config.text.hidden_size, config.embed_dim
         # Registration order gives the official state-dict order: temp, queues, then the modules.
-        self.temp = nn.Parameter(config.temp_init * torch.ones([]))
+        # temp is held as [1] (DeepSpeed's broadcasts view parameters as bytes, which a 0-dim tensor cannot
+        # do); the state dict holds it 0-dim, as official (_save_to_state_dict / _load_from_state_dict).
+        self.temp = nn.Parameter(config.temp_init * torch.ones([1]))
         self.register_buffer("image_queue", F.normalize(torch.randn(embed_dim, config.queue_size), dim=0))
         self.register_buffer("text_queue", F.normalize(torch.randn(embed_dim, config.queue_size), dim=0))
         self.register_buffer("idx_queue", torch.full((1, config.queue_size), -100))
@@ -102,6 +104,23 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         _init_bert(self.text_encoder)
         copy_params(self.momentum_pairs())
         self._momentum_shadow = {}  # float32 EMA state of momentum params whose live dtype is not fp32
+
+    # ----------------------------------------------------------------- official state-dict layout
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """temp saved 0-dim, as official (a ZeRO-3 placeholder without elements is saved as it is)."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        temp = destination.get(prefix + "temp")
+        if temp is not None and temp.numel() == 1:
+            destination[prefix + "temp"] = temp.reshape(())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """An official 0-dim temp loads into the [1] parameter."""
+        key = prefix + "temp"
+        if key in state_dict and state_dict[key].dim() == 0:
+            state_dict[key] = state_dict[key].reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # ----------------------------------------------------------------- state kept in float32
     def _apply(self, fn, recurse=True):

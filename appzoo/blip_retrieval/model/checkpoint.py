@@ -183,6 +183,20 @@ def load_state(model, state, source="checkpoint"):
     return report
 
 
+def official_shapes(state_dict):
+    """`state_dict` with temp 0-dim as official, for tensors taken from the parameters (e.g. consolidated
+    by the engine: BlipRetrieval holds temp as [1]); the other tensors are the same objects."""
+    out = dict(state_dict)
+    if "temp" in out and out["temp"].shape == (1,):
+        out["temp"] = out["temp"].reshape(())
+    return out
+
+
+def official_layout(state_dict):
+    """What official BLIP saves and loads: `{'model': state_dict}` (models/blip.py load_checkpoint)."""
+    return {"model": official_shapes(state_dict)}
+
+
 def official_state_dict(model, dtype=torch.float32):
     """The model's state dict in the official layout, floating tensors as `dtype`; a float32 EMA shadow
     of the momentum encoders (kept when training in half precision) replaces their live values."""
@@ -204,6 +218,6 @@ def save_official(model_or_state_dict, path):
         state = {k: v.detach().cpu() for k, v in model_or_state_dict.items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save({"model": state}, tmp)
+    torch.save(official_layout(state), tmp)
     os.replace(tmp, path)
     return path

@@ -10,6 +10,7 @@ from engine_launch import load_result, run_toy, run_toy_two_nodes
 from easyretrieval.engine.checkpointing import TMP_PREFIX, list_complete
 from easyretrieval.engine.export import consolidate_checkpoint, export_command
 
+# The toy task names no app: exported checkpoints hold the bare state dict (TrainTask.export_layout).
 TRAINABLE = ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias")
 FROZEN = ("net_m.0.weight", "net_m.0.bias", "net_m.2.weight", "net_m.2.bias")
 
@@ -52,7 +53,7 @@ def test_zero_stage_matches_single_process(zero_run, single_process, stage):
                                atol=1e-5, rtol=1e-5)
     assert result["losses"][-1] < 0.5 * result["losses"][0]  # it learns
     assert_same_tensors(result["state_dict"], single_process["state_dict"], TRAINABLE + FROZEN, atol=1e-5)
-    initial = torch.load(os.path.join(out, "checkpoint_best.pth"), weights_only=False)["model"]
+    initial = torch.load(os.path.join(out, "checkpoint_best.pth"), weights_only=False)
     assert set(initial) == set(result["state_dict"])
 
 
@@ -105,10 +106,10 @@ def test_export_from_checkpoint_equals_live_weights(tmp_path, zero_run, stage):
     live = load_result(out)["state_dict"]
     output = os.path.join(tmp_path, "exported.pth")
     assert export_command([str(out), "--output", output]) == 0
-    exported = torch.load(output, weights_only=False)["model"]
+    exported = torch.load(output, weights_only=False)
     assert list(exported) == list(live)
     assert_same_tensors(exported, live, list(live), atol=0)
-    final = torch.load(os.path.join(out, "checkpoint_final.pth"), weights_only=False)["model"]
+    final = torch.load(os.path.join(out, "checkpoint_final.pth"), weights_only=False)
     assert_same_tensors(final, live, list(live), atol=0)
     step_dir = list_complete(os.path.join(out, "checkpoints"))[-1][1]
     assert_same_tensors(consolidate_checkpoint(step_dir), live, list(live), atol=0)

@@ -4,6 +4,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from easyretrieval.engine.deepspeed_compat import local_shard
 from easyretrieval.engine.task import TrainTask
 
 N_TRAIN, N_VAL, DIM = 64, 32, 8
@@ -31,8 +32,7 @@ class ToyModel(nn.Module):
     @torch.no_grad()
     def _momentum_update(self):
         for p, p_m in zip(self.net.parameters(), self.net_m.parameters()):
-            src = p.ds_tensor if hasattr(p, "ds_tensor") else p.data
-            dst = p_m.ds_tensor if hasattr(p_m, "ds_tensor") else p_m.data
+            src, dst = local_shard(p), local_shard(p_m)
             dst.mul_(self.momentum).add_(src, alpha=1 - self.momentum)
 
     def forward(self, x, y=None, noise=0.0):
