@@ -25,7 +25,6 @@ except ImportError:  # older torch has no cuDNN attention backend to avoid
 
 from easyretrieval.distributed import DistInfo, dist_info_from_env
 from easyretrieval.errors import UserError
-from easyretrieval.registry import register_evaluator
 
 from appzoo.blip_retrieval.evaluation.comm import EvalComm, split_range
 from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_from_topk, itm_eval_topk
@@ -130,7 +129,6 @@ class _Progress:
             self.bar.close()
 
 
-@register_evaluator("blip_retrieval")
 class RetrievalEvaluator:
     """Two-stage image-text retrieval evaluation; every rank calls `evaluate` together.
 

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from easyretrieval.collectives import all_gather_with_grad, concat_all_gather
-from easyretrieval.registry import register_model
 
 from appzoo.blip_retrieval.model import losses
 from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
@@ -64,7 +63,6 @@ def _init_bert(module, std=0.02):
             nn.init.zeros_(sub.bias)
 
 
-@register_model("blip_retrieval")
 class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
     """BLIP ITC + ITM retrieval model.
 
