@@ -6,8 +6,9 @@
 `BlipRetrieval` is imported on first use (PEP 562), so loading the app for `--help-params` or
 `--list-apps` does not import torch.
 """
-from appzoo.blip_retrieval.app import BlipRetrievalApp
+from appzoo.blip_retrieval import catalog as _catalog  # noqa: F401 - registers BLIP's weights in the modelzoo
 from appzoo.blip_retrieval import commands as _commands  # noqa: F401 - registers `convert`
+from appzoo.blip_retrieval.app import BlipRetrievalApp
 
 __all__ = ["BlipRetrieval", "BlipRetrievalApp"]
 

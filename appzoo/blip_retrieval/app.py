@@ -22,10 +22,12 @@ def ds_params_from(config):
         gradient_clipping=config.gradient_clipping,
         precision=config.precision,
         zero_stage=config.zero_stage,
+        names=(("micro_batch_size", "batch_size_train"),),  # the others are named as the parameters
     )
 
 
 APP_NAME = "blip_retrieval"
+SELECT_METRIC = "r_mean"  # the best epoch: highest mean of the six recalls (official train_retrieval.py)
 
 
 @register_app(APP_NAME)
@@ -91,7 +93,7 @@ class BlipRetrievalApp(App):
         path = resolve_resume(self.config.resume, os.path.join(out, "checkpoints"))
         own = path is not None and os.path.abspath(os.path.dirname(os.path.dirname(path))) == os.path.abspath(out)
         if self.run.dist.is_main:
-            check_train_output_dir(out, continuing=own)
+            check_train_output_dir(out, continuing=own, how_to_continue="with resume=auto")
         if path is None:
             return None
         note = check_resume(path, read_marker_or_none(path) or {}, record or self.run_record(self.ds_config()))
@@ -133,8 +135,8 @@ class BlipRetrievalApp(App):
             weights = [f"{result.best_path} (official layout)" if result.best_path else
                        "not available (see the warning above)"] \
                 + ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else [])
-            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
-                        state.best_value, " and ".join(weights))
+            logger.info("best epoch %d (by %s %s %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
+                        SELECT_METRIC, state.best_value, " and ".join(weights))
             if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
                 for split, metrics in state.best_metrics.items():
                     print(format_recall(split, metrics), flush=True)
@@ -178,7 +180,7 @@ class BlipRetrievalApp(App):
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
             weight_decay=cfg.weight_decay, save_steps=cfg.save_steps, keep_last=cfg.keep_last,
             resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record, app=APP_NAME,
-            select_split=select_split(splits),
+            select_split=select_split(splits), select_metric=SELECT_METRIC,
         )
         return Trainer(task, args, info, ds_config)
 

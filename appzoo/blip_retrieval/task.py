@@ -1,7 +1,7 @@
 """The blip_retrieval training task handed to the core engine (official train_retrieval.py semantics)."""
 import torch
 
-from easyretrieval.engine.schedule import alpha_at
+from appzoo.blip_retrieval.schedule import alpha_at
 from easyretrieval.engine.task import TrainTask
 
 

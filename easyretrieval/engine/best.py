@@ -1,6 +1,6 @@
 """The best epoch's files in a training run's folder, and `best.json`, the record of which epoch they hold.
 
-    OUTPUT_DIR/checkpoint_best.pth     the exported weights (official layout)
+    OUTPUT_DIR/checkpoint_best.pth     the exported weights (the task's export_layout)
     OUTPUT_DIR/<files of the task>     e.g. val_metrics.json, val_rankings.npz of that epoch
     OUTPUT_DIR/best.json               {"epoch", "split", "metric", "value", "files": [names in OUTPUT_DIR]}
 

@@ -107,7 +107,7 @@ def resolve_resume(resume: str, root: str) -> Optional[str]:
     elif os.path.isdir(path) and not is_complete(path):
         path = find_latest(path) or path
     if not os.path.isdir(path) or not is_complete(path):
-        raise UserError(f"resume: '{resume}' is not a complete checkpoint (use resume=auto or a step_* dir)")
+        raise UserError(f"resume: '{resume}' is not a complete checkpoint (give 'auto' or a step_* dir)")
     return path
 
 

@@ -135,7 +135,7 @@ def _parser():
     p = argparse.ArgumentParser(
         prog="easyretrieval export",
         description="Consolidate a (ZeRO 0-3) training checkpoint into fp32 weights in the layout of the app "
-                    "that trained it (e.g. blip_retrieval: the official {'model': state_dict}).",
+                    "that trained it.",
     )
     p.add_argument("checkpoint", help="an output_dir (its latest checkpoint), its checkpoints/ dir, or a step_* dir")
     p.add_argument("--output", default=None, help="output file (default: <checkpoint>/model_fp32.pth)")

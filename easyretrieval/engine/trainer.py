@@ -44,8 +44,8 @@ class TrainerArgs:
     log_steps: int = 50
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
-    select_metric: str = "r_mean"
-    export_best: bool = True  # when the metric improves: official checkpoint_best.pth (fp32, {'model': ...})
+    select_metric: str = ""  # a metric the task's evaluate returns (the app names it); '' selects no best epoch
+    export_best: bool = True  # when the metric improves: checkpoint_best.pth (fp32, the task's export_layout)
     # and the task's save_pretrained folder OUTPUT_DIR/best
     export_final: bool = True  # checkpoint_final.pth after the last epoch
     progress: bool = True
@@ -165,8 +165,8 @@ class Trainer:
         self.checkpoints.save(engine, state.global_step, client_state, rank_state, self.args.run_record)
 
     def _export(self, engine, filename, about=None):
-        """Consolidated fp32 weights as `filename` (official layout); with `about` (the best epoch) also as
-        the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
+        """Consolidated fp32 weights as `filename` (the task's export_layout); with `about` (the best epoch)
+        also as the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
         state_dict = consolidated_state_dict(engine)
         path = os.path.join(self.args.output_dir, filename)
         if self.dist.is_main:

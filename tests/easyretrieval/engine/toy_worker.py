@@ -65,7 +65,8 @@ def main():
         checkpointing.CheckpointManager.save = save
     task = ToyTask(a.batch, info.rank, info.world_size, noise=a.noise, hooks=hooks)
     args = TrainerArgs(output_dir=a.out, max_epoch=a.epochs, init_lr=a.lr, min_lr=0.0, weight_decay=0.05,
-                       save_steps=a.save_steps, keep_last=a.keep_last, resume=a.resume, seed=7, progress=False)
+                       save_steps=a.save_steps, keep_last=a.keep_last, resume=a.resume, seed=7, progress=False,
+                       select_metric="r_mean")
     result = Trainer(task, args, info, ds).fit()
     sd = consolidated_state_dict(result.engine)
     torch.save({"losses": task.losses, "state_dict": sd, "state": result.state,

@@ -1,4 +1,5 @@
-"""REFERENCE BASELINE: a faithful re-implementation of official BLIP's evaluation loop (single process).
+"""REFERENCE BASELINE: a faithful re-implementation of official BLIP's evaluation loop (single process), for
+benchmarks/eval_speed.py and the tests that compare the evaluator with it (not part of the package).
 
 salesforce/BLIP train_retrieval.py `evaluation()`: text features in batches of 256 (padding to
 max_length 35), [ENC] at position 0 of the ITM input ids, image features kept on the CPU in fp32, then
