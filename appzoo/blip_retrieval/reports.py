@@ -91,7 +91,7 @@ def _t2i_queries(split, result, dataset) -> List[QueryResult]:
         truth = dataset.txt2img[t]
         hits = [Hit(dataset.image[int(i)], float(s), path=image_path[int(i)], correct=int(i) == truth)
                 for i, s in zip(index[t][:HITS_SHOWN], score[t][:HITS_SHOWN]) if i >= 0]
-        if rank >= HITS_SHOWN:  # the ground truth itself, after the hits that beat it
+        if rank >= min(HITS_SHOWN, index.shape[1]):  # the ground truth itself, after the hits that beat it
             gt_score = float(score[t][rank]) if rank < index.shape[1] else FILL_SCORE
             hits.append(Hit(f"ground truth: {dataset.image[truth]}", gt_score, path=image_path[truth], correct=True))
         out.append(QueryResult(query_text=dataset.text[t], hits=hits, section=_section(split, "image", len(misses),
@@ -110,7 +110,7 @@ def _i2t_queries(split, result, dataset) -> List[QueryResult]:
         truths = set(dataset.img2txt[i])
         hits = [Hit(f"caption {int(t)}", float(s), text=dataset.text[int(t)], correct=int(t) in truths)
                 for t, s in zip(index[i][:HITS_SHOWN], score[i][:HITS_SHOWN]) if t >= 0]
-        if rank >= HITS_SHOWN:
+        if rank >= min(HITS_SHOWN, index.shape[1]):
             t = int(index[i][rank]) if rank < index.shape[1] else min(truths)
             gt_score = float(score[i][rank]) if rank < index.shape[1] else FILL_SCORE
             hits.append(Hit(f"ground truth: caption {t}", gt_score, text=dataset.text[t], correct=True))
