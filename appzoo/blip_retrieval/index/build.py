@@ -89,14 +89,18 @@ def _collate(items):
 
 @contextlib.contextmanager
 def eval_mode(model):
-    """Eval mode and no autograd for the block (the model's mode restored after)."""
+    """Eval mode and no autograd for the block (the model's mode restored after; a model already in eval mode
+    is left alone, as switching walks every module)."""
     was_training = model.training
-    model.eval()
+    switch = any(module.training for module in model.modules())
+    if switch:
+        model.eval()
     try:
         with torch.inference_mode():
             yield
     finally:
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
 
 
 class _Shard:
