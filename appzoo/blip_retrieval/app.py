@@ -120,10 +120,12 @@ class BlipRetrievalApp(App):
         result = trainer.fit()
         state = result.state
         if state.best_epoch is not None:
-            official = result.best_path or "not available (see the warning above)"
-            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s (save_pretrained folder, pretrained= takes "
-                        "it) and %s (official layout)", state.best_epoch, trainer.args.select_split, state.best_value,
-                        os.path.join(self.run.output_dir, BEST_DIR), official)
+            folder = os.path.join(self.run.output_dir, BEST_DIR)
+            weights = [f"{result.best_path} (official layout)" if result.best_path else
+                       "not available (see the warning above)"] \
+                + ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else [])
+            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
+                        state.best_value, " and ".join(weights))
             if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
                 for split, metrics in state.best_metrics.items():
                     print(format_recall(split, metrics), flush=True)

@@ -96,8 +96,10 @@ def test_case01_resume_into_a_new_folder_carries_the_best_weights_and_case17_sum
                   "--seed", "7"))
     summary = [line for line in proc.stdout.splitlines() if "best epoch 0" in line and "weights: " in line]
     assert summary, proc.stdout[-3000:]
-    weights = summary[-1].split("weights: ")[1].split()[0]
-    assert weights == "run_b/checkpoint_best.pth" and os.path.isfile(work / weights)
+    named = summary[-1].split("weights: ")[1]
+    assert named.split()[0] == "run_b/checkpoint_best.pth"  # the first name is a file (what case 01 reads)
+    assert "run_b/best (save_pretrained folder" in named and "run_b/checkpoint_best.pth (official layout)" in named
+    assert os.path.isfile(work / "run_b/checkpoint_best.pth") and os.path.isfile(work / "run_b/best/config.json")
     for name in ("best.json", "vocab.txt", "val_metrics.json", "val_rankings.npz", "log.txt"):
         assert os.path.isfile(work / "run_b" / name), name
     with open(work / "run_b" / "best.json", encoding="utf-8") as f:
