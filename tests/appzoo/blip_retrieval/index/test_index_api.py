@@ -1,6 +1,8 @@
 """The Python Index API: search equals embedding everything and ranking by brute force; --rerank scores are
-the evaluator's; append equals one build; another model is refused; stored ViT embeddings re-rank the same."""
+the evaluator's; append equals one build; another model is refused; stored ViT embeddings re-rank the same;
+an oss:// prefix (a local OSS-compatible endpoint) gives the index of the same images in a folder."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,10 @@ from appzoo.blip_retrieval.data.transforms import create_transform
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from appzoo.blip_retrieval.reports import write_search_report
 from easyretrieval.errors import UserError
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "easyretrieval",
+                                "modelzoo"))
+from local_servers import oss_test_endpoint  # noqa: E402
 
 K = 6
 
@@ -112,3 +118,20 @@ def test_search_report_parses_and_shows_every_hit(setup, tmp_path):
     count, text = check_html(write_search_report(str(tmp_path / "search.html"), results, index))
     assert count == 3 * 4 and dataset.text[0] in text and "ITM positive logit + ITC similarity" in text
     assert all(os.path.basename(h.path) in text for r in results for h in r.hits)
+
+
+def test_an_oss_prefix_gives_the_index_of_the_same_folder(setup, monkeypatch, tmp_path):
+    """Every object under the prefix, recursively (sub/ included), read through oss2; the unreadable one
+    is reported, not dropped; ids are relative to the prefix as they are to a folder."""
+    _, model, _, gallery, whole, _ = setup
+    with oss_test_endpoint(monkeypatch, tmp_path, "LTAI5tIndexKey01", "index-secret-value-7") as server:
+        for folder, _, names in os.walk(gallery):
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    server.add("photos", "trip/" + os.path.relpath(os.path.join(folder, name), gallery), handle.read())
+        server.add("photos", "trip/notes.txt", b"not an image")
+        remote = Index.build(model, "oss://photos/trip", str(tmp_path / "remote"), batch_size=5, progress=False)
+    assert [e["name"] for e in remote.gallery.entries] == [e["name"] for e in whole.gallery.entries]
+    assert all(e["path"] == "oss://photos/trip/" + e["name"] for e in remote.gallery.entries)
+    np.testing.assert_allclose(remote.gallery.features, whole.gallery.features, atol=1e-6)
+    assert [(f["name"], f["path"]) for f in remote.build_report.failed] == [("broken.jpg", "oss://photos/trip/broken.jpg")]

@@ -1,9 +1,11 @@
 """`easyretrieval index` / `search`: a build (a real process) killed with SIGKILL resumes into the index of one
 uninterrupted build; search prints the Python API's results and writes a page that references every
-thumbnail; a query with another model's index is refused in one line (the CLI in this process)."""
+thumbnail; a query with another model's index is refused in one line (the CLI in this process); two ranks
+(torchrun, CPU) split an annotation file's gallery and give the index of one process."""
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -129,3 +131,31 @@ def test_one_line_refusals_before_any_model(setup, capsys):
         code, _, err = _run_main(argv, capsys)
         err = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(err) == 1 and message in err[0], (argv, err)
+
+
+def _torchrun(nproc):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = os.path.join(os.path.dirname(sys.executable), "easyretrieval")
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+            "127.0.0.1", "--master_port", str(port), "--no-python", script]
+
+
+def test_two_ranks_split_an_annotation_gallery_into_one_index(setup):
+    root, model, _, _, ann, model_dir, _ = setup
+    images = os.path.join(root, "images")
+    out = os.path.join(root, "two_ranks")
+    proc = process_launch.run(_torchrun(2) + ["index", "--pretrained", model_dir, "--gallery", ann, "--image_root",
+                                              images, "--output", out, "--batch_size", "2", "--commit_every", "2",
+                                              "--num_workers", "0"], 300, env=ENV)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert f"{NUM_IMAGES} images ({NUM_IMAGES} embedded now, 0 were already in it)" in proc.stdout
+    shards = sorted(os.listdir(os.path.join(out, "shards")))
+    per_rank = {rank: sum(n.startswith(f"r00{rank}-") and n.endswith(".json") for n in shards) for rank in (0, 1)}
+    assert per_rank == {0: 3, 1: 3}, shards  # 6 images each, committed 2 at a time
+    one = Index.build(model, ann, os.path.join(root, "one_rank"), image_root=images, progress=False)
+    two = Index.open(out)
+    assert [e["name"] for e in two.gallery.entries] == [f"img_{i:04d}.jpg" for i in range(NUM_IMAGES)]
+    assert [e["id"] for e in two.gallery.entries] == [e["id"] for e in one.gallery.entries]
+    np.testing.assert_allclose(two.gallery.features, one.gallery.features, atol=1e-6)
