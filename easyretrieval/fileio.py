@@ -2,6 +2,7 @@
 
     read_bytes(path) -> bytes      read_text(path) -> str     open_text(path) -> text file object
     exists(path) -> bool           listdir(path) -> [names]   join(root, rel) -> path
+    list_files(path) -> [relative paths of every file under path, recursively]
 
 OSS goes through oss2 with one Bucket per (process, bucket), created on first use (so each DataLoader
 worker gets its own); transient errors (connection drops, 5xx, 429) are retried with backoff; a body whose
@@ -147,6 +148,37 @@ def listdir(path):
     if not names and prefix and not _with_retries(path, lambda: bucket.object_exists(prefix)):
         raise FileNotFoundError(mask_secrets(f"{path}: no such OSS prefix"))
     return names
+
+
+def list_files(path, suffixes=()):
+    """Paths relative to `path` of every file under it, recursively, sorted ('/'-separated on OSS).
+
+    suffixes: keep only names ending with one of these (case-insensitive). FileNotFoundError when `path` is
+    not a folder (an OSS prefix holding no object).
+    """
+    suffixes = tuple(s.lower() for s in suffixes)
+    keep = (lambda name: name.lower().endswith(suffixes)) if suffixes else (lambda name: True)
+    if not is_oss(path):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{path}: no such folder")
+        found = []
+        for folder, dirs, names in os.walk(path):
+            dirs.sort()
+            found += [os.path.relpath(os.path.join(folder, n), path) for n in names if keep(n)]
+        return sorted(found)
+    import oss2
+
+    bucket, key = _oss_target(path, allow_empty_key=True)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+
+    def list_all():  # no delimiter: every key under the prefix, folders included
+        return sorted(info.key[len(prefix):] for info in oss2.ObjectIterator(bucket, prefix=prefix)
+                      if not info.key.endswith("/"))
+
+    names = _with_retries(path, list_all)
+    if not names:
+        raise FileNotFoundError(mask_secrets(f"{path}: no such OSS prefix (no object under it)"))
+    return [n for n in names if keep(n)]
 
 
 def write_dir(dest, write):

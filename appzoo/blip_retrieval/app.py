@@ -56,6 +56,7 @@ class BlipRetrievalApp(App):
             self.resume_point()  # the output folder may take this run; a resume is compatible so far
         else:
             checks.check_vocab_available(cfg, self.output_dirs())
+            checks.check_report_path(cfg.report, "report")
         if run.mode == "predict":
             from appzoo.blip_retrieval.predict_inputs import read_inputs
 
@@ -203,6 +204,10 @@ class BlipRetrievalApp(App):
             results[split] = result
             if info.is_main:  # results, not messages: plain lines on rank 0's stdout
                 print(format_recall(split, result.metrics, result.skipped), flush=True)
+        if cfg.report and info.is_main:
+            from appzoo.blip_retrieval.reports import write_evaluate_report
+
+            logger.info("report: %s", write_evaluate_report(cfg.report, results, datasets))
         return results
 
     def predict(self):

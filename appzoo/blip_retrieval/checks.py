@@ -66,3 +66,18 @@ def check_vocab_available(config, output_dirs):
     if not any(os.path.isfile(p) for p in vocab_candidates(config, output_dirs)):
         raise UserError(f"tokenizer=build: no {VOCAB_FILE} in output_dir '{output_dirs[0]}' or beside pretrained=; "
                         "evaluate/predict need the vocab the training run built (or tokenizer=<vocab>)")
+
+
+def check_report_path(path, what="report"):
+    """UserError unless `path` ('' = no page) names an .html file that can be written (before any work)."""
+    if not path:
+        return
+    if not path.lower().endswith((".html", ".htm")):
+        raise UserError(f"{what}={path}: give a file name ending in .html")
+    if os.path.isdir(path):
+        raise UserError(f"{what}={path} is a folder; give a file name ending in .html")
+    probe = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(probe):  # the folders still to create: the nearest existing one must be writable
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise UserError(f"{what}={path}: cannot write into '{probe}'")

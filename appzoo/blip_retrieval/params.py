@@ -87,4 +87,7 @@ SCHEMA = ParamSchema([
     Param("queries", str, "", "predict: text file (one query a line) or image folder/annotation file"),
     Param("top_k", int, 10, "predict: results per query", min=1),
     Param("save_embeddings", bool, False, "predict: also write gallery/query embeddings (.npy + ids)"),
+    # pictures
+    Param("report", str, "", "evaluate/predict: also write this HTML page (.html) of the results with thumbnails "
+          "(evaluate: the R@K table and the queries that missed R@1, worst first, ground truth marked)"),
 ])

@@ -137,5 +137,9 @@ def run_predict(config, run) -> str:
     if info.is_main:
         path = write_outputs(rankings, gallery, queries, run.output_dir, config.save_embeddings)
         get_logger().info("%d queries ranked against %d %s: %s", len(queries.ids), len(gallery.ids), gallery.kind, path)
+        if config.report:
+            from appzoo.blip_retrieval.reports import write_predict_report
+
+            get_logger().info("report: %s", write_predict_report(config.report, rankings, gallery, queries))
     barrier()
     return path

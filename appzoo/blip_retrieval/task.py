@@ -114,6 +114,17 @@ class BlipRetrievalTask(TrainTask):
         write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer,
                      official_shapes(state_dict), about)
 
+    def curve_specs(self):
+        """curves.png: loss_ita and loss_itm per step, the learning rate per step, and per evaluated split
+        R@1 (text and image retrieval) and r_mean per epoch."""
+        from easyretrieval.engine.curves import CurveSpec
+
+        specs = [CurveSpec("ITC / ITM losses", ["loss_ita", "loss_itm"]), CurveSpec("learning rate", ["lr"])]
+        for split in self.eval_datasets:
+            specs.append(CurveSpec(f"{split} recall (%)", [f"{split}_txt_r1", f"{split}_img_r1", f"{split}_r_mean"],
+                                   per="epoch"))
+        return specs
+
     def rank_state(self, model):
         return {"momentum_shadow": model.momentum_state_dict()}
 

@@ -3,9 +3,11 @@
 The engine (trainer, checkpoints, export) only talks to this interface, so it never imports an app.
 Every method is called on every rank.
 """
-from typing import Dict, Iterable, List, Mapping
+from typing import Dict, Iterable, List, Mapping, Optional
 
 import torch
+
+from easyretrieval.engine.curves import CurveSpec
 
 
 class TrainTask:
@@ -39,6 +41,12 @@ class TrainTask:
         """After `evaluate` gave a new best epoch: write that epoch's results (e.g. per-split metrics and
         rankings) into output_dir; returns the paths written (rank 0; [] elsewhere)."""
         return []
+
+    def curve_specs(self) -> Optional[List[CurveSpec]]:
+        """The panels of OUTPUT_DIR/curves.png, drawn after every epoch from the logged step lines (the keys
+        `training_step` returns, and lr) and epoch records (f"{split}_{metric}" of `evaluate`). None: every
+        logged loss, the learning rate and the metric that selects the best epoch."""
+        return None
 
     def rank_state(self, model) -> dict:
         """Rank-local state an exact resume needs beyond DeepSpeed's checkpoint (e.g. fp32 EMA shadows)."""

@@ -14,6 +14,7 @@ import torch
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
+from easyretrieval.engine.curves import CURVES_FILE, default_curve_specs, read_steps, write_training_curves
 from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
@@ -216,6 +217,7 @@ class Trainer:
             state.history.append(record)
             self.log.line(record)
             logger.info("epoch %d: %s", epoch, _format(record))
+            self._write_curves(state)
             state.epoch, state.step_in_epoch = epoch + 1, 0
             self._save(engine, state, means)
 
@@ -225,6 +227,19 @@ class Trainer:
         files = self._best_files(state, warn=True)
         self.log.close()
         return FitResult(state, engine, files[0] if files else None, final_path, files)
+
+    def _write_curves(self, state):
+        """OUTPUT_DIR/curves.png from train_steps.jsonl and the epoch records (rank 0). A plot that fails is a
+        warning: the run and its logs matter more than the picture."""
+        if not self.dist.is_main:
+            return
+        steps = read_steps(self.log.steps_path)
+        specs = self.task.curve_specs() or default_curve_specs(steps, self.args.select_split, self.args.select_metric)
+        try:
+            write_training_curves(os.path.join(self.args.output_dir, CURVES_FILE), specs, steps, state.history,
+                                  title=f"{os.path.basename(os.path.abspath(self.args.output_dir))}, epoch {state.epoch}")
+        except Exception as e:  # noqa: BLE001 - any plotting failure is reported the same way
+            logger.warning("%s not written: %s: %s", CURVES_FILE, type(e).__name__, e)
 
     def _export_best(self, engine, state, about):
         """checkpoint_best.pth (and the best/ folder), the task's results of this epoch, then best.json naming

@@ -34,12 +34,14 @@ class Hit:
 
 @dataclass
 class QueryResult:
-    """A query (text, or an image path) and its hits best first; `note` is shown under the query."""
+    """A query (text, or an image path) and its hits best first; `note` is shown under the query. `section`:
+    a heading shown before the first query of each run of queries with the same section."""
 
     query_text: Optional[str] = None
     query_image: Optional[str] = None
     hits: List[Hit] = field(default_factory=list)
     note: str = ""
+    section: str = ""
 
 
 class _Thumbnails:
@@ -74,7 +76,7 @@ class _Thumbnails:
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
-h1{font-size:20px} table.metrics{border-collapse:collapse;margin:8px 0 24px}
+h1{font-size:20px} h2{font-size:16px;margin-top:28px} table.metrics{border-collapse:collapse;margin:8px 0 24px}
 table.metrics td,table.metrics th{border:1px solid #ccc;padding:4px 10px;text-align:right}
 .query{margin:18px 0;padding:10px;border-top:1px solid #ddd}
 .qtext{font-weight:600;margin-bottom:6px} .note{color:#666;font-size:13px;margin-bottom:6px}
@@ -111,7 +113,11 @@ def write_html_report(path: str, title: str, queries: Sequence[QueryResult],
             cells = "".join(f"<td>{row[c]:.2f}</td>" if c in row else "<td></td>" for c in columns)
             parts.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
         parts.append("</table>")
+    section = ""
     for number, query in enumerate(queries, 1):
+        if query.section and query.section != section:
+            section = query.section
+            parts.append(f"<h2>{html.escape(section)}</h2>")
         parts.append("<div class='query'>")
         if query.query_image:
             parts.append(f"<div class='qimg'>{_image_html(thumbs, query.query_image, 'query image')}</div>")

@@ -113,13 +113,15 @@ def test_help_lists_the_commands_and_every_option_has_help():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
     commands = result.stdout.split("commands (easyretrieval COMMAND --help):")[1].strip().splitlines()
-    assert [line.split()[0] for line in commands] == ["convert", "export", "models"]
+    assert [line.split()[0] for line in commands] == ["convert", "export", "index", "models", "search"]
     assert all(len(line.split()) > 3 for line in commands)  # one line of description each
     from appzoo.blip_retrieval.commands import _parser as convert_parser
+    from appzoo.blip_retrieval.index.commands import _index_parser, _search_parser
     from easyretrieval.engine.export import _parser as export_parser
     from easyretrieval.modelzoo.commands import _parser as models_parser
 
-    for parser in (build_parser(), convert_parser(), export_parser(), models_parser()):
+    for parser in (build_parser(), convert_parser(), export_parser(), models_parser(), _index_parser(),
+                   _search_parser()):
         for action in parser._actions:
             assert action.help, (parser.prog, action.option_strings or action.dest)
 

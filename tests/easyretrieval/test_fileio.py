@@ -126,3 +126,19 @@ def test_write_dir_replaces_whole_and_recovers_from_a_killed_writer(tmp_path):
     with pytest.raises(RuntimeError):
         write_dir(str(dest), failing)
     assert (dest / "a.txt").read_text() == "two" and sorted(os.listdir(tmp_path)) == ["best", "seen"]
+
+
+def test_list_files_recursive_local_and_oss(tmp_path, oss):
+    (tmp_path / "g" / "sub" / "deeper").mkdir(parents=True)
+    for rel in ("b.JPG", "sub/a.jpg", "sub/deeper/c.png", "sub/notes.txt"):
+        (tmp_path / "g" / rel).write_bytes(b"x")
+    assert fileio.list_files(str(tmp_path / "g"), (".jpg", ".png")) == ["b.JPG", "sub/a.jpg", "sub/deeper/c.png"]
+    assert len(fileio.list_files(str(tmp_path / "g"))) == 4
+    with pytest.raises(FileNotFoundError):
+        fileio.list_files(str(tmp_path / "nope"))
+    oss.add("data", "flickr/images/sub/c.png", b"png")
+    assert fileio.list_files("oss://data/flickr/images", (".jpg", ".png")) == ["a.jpg", "b.jpg", "sub/c.png"]
+    assert fileio.list_files("oss://data/flickr") == ["annotation/train.json", "images/a.jpg", "images/b.jpg",
+                                                      "images/sub/c.png"]
+    with pytest.raises(FileNotFoundError, match="no such OSS prefix"):
+        fileio.list_files("oss://data/empty")

@@ -58,7 +58,8 @@ class PretrainedMixin:
         through huggingface_hub: its cache, HF_ENDPOINT, HF_HUB_OFFLINE).
         device: where the model goes (default CPU). tokenizer: overrides the vocab (a path, modelzoo name,
         hub id or a tokenizer); by default the source's own vocab, else bert-base-uncased.
-        The load report (missing / unexpected / initialised / interpolated keys) is `model.load_report`.
+        The load report (missing / unexpected / initialised / interpolated keys) is `model.load_report`;
+        `model.pretrained_source` is `source` as given (a gallery index records it).
         Raises easyretrieval.UserError with what to do when the source is missing, is not a model (a JPEG,
         a training checkpoint folder), or does not fit (sizes, vocab).
         """
@@ -71,6 +72,7 @@ class PretrainedMixin:
         model = cls(config, tokenizer_for(located, config, tokenizer))
         model.load_report = load_state(model, state, source=located.describe())
         model.about = dict(located.about)
+        model.pretrained_source = os.fspath(source)
         return model.to(device if device is not None else "cpu").eval()
 
     def save_pretrained(self, folder, about=None):

@@ -11,6 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "index"))
+from index_fixtures import check_html  # noqa: E402
+
 CLI = [sys.executable, "-c", "import sys; from easyretrieval.cli import main; sys.exit(main())"]
 COLOURS = [("red", (210, 40, 40)), ("green", (40, 180, 60)), ("blue", (40, 60, 210)), ("yellow", (225, 215, 30))]
 DATA = "dataset=custom image_root={root}/data/images ann_root={root}/data train_file=train.json val_file=val.json " \
@@ -73,6 +76,10 @@ def test_training_writes_best_folder_and_step_log(trained):
     assert [s["step"] for s in steps] == [1, 2, 3, 4]  # 8 captions / batch 4, 2 epochs
     assert all(set(s) == {"step", "epoch", "loss_ita", "loss_itm", "lr", "samples_per_s"} for s in steps)
     assert all(s["samples_per_s"] > 0 and s["loss_itm"] > 0 for s in steps)
+    from PIL import Image
+
+    curves = Image.open(os.path.join(root, "run", "curves.png"))  # redrawn after every epoch
+    assert curves.format == "PNG" and curves.size[0] > 3 * curves.size[1]  # losses, lr, val and test recall
 
 
 def test_best_folder_without_sizes_gives_the_recall_training_printed(trained):
@@ -80,15 +87,21 @@ def test_best_folder_without_sizes_gives_the_recall_training_printed(trained):
     printed = recall_lines(train.stdout)[-4:]  # the best epoch's val and test tables, at the end of training
     assert len(printed) == 4
     best = os.path.join(root, "run", "best")
-    evaluated = run(root, "evaluate", os.path.join(root, "eval_best"), f"pretrained={best}")
+    page = os.path.join(root, "pages", "evaluate.html")
+    evaluated = run(root, "evaluate", os.path.join(root, "eval_best"), f"pretrained={best} report={page}")
     assert recall_lines(evaluated.stdout) == printed
+    _, text = check_html(page)
+    assert "text R@1" in text and "val, image retrieval" in text and "test, image retrieval" in text
     assert "sets vit=tiny image_size=32 queue_size=8" in evaluated.stdout
 
     with open(os.path.join(root, "queries.txt"), "w", encoding="utf-8") as handle:
         captions = [c for entry in evaluation for c in entry["caption"]]
         handle.write("\n".join(captions) + "\n")
     out = os.path.join(root, "predict_best")
-    run(root, "predict", out, f"pretrained={best} gallery={root}/data/test.json queries={root}/queries.txt top_k=4")
+    run(root, "predict", out, f"pretrained={best} gallery={root}/data/test.json queries={root}/queries.txt top_k=4 "
+                              f"report={out}.html")
+    count, text = check_html(out + ".html")
+    assert count == 8 * 4 and captions[0] in text  # every query's 4 images
     with open(os.path.join(out, "predictions.jsonl"), encoding="utf-8") as handle:
         ranked = [json.loads(line)["ranked_ids"] for line in handle]
     truth = [entry["image"] for entry in evaluation for _ in entry["caption"]]
