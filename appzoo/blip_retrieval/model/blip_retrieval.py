@@ -1,8 +1,9 @@
 """The BLIP retrieval model (official salesforce/BLIP models/blip_retrieval.py math, same state-dict layout).
 
 Training: `loss_ita, loss_itm = model(image, caption, alpha, idx)`. Inference: `encode_image`,
-`image_feat`, `encode_text`, `text_feat`, `itm_logits`, and the evaluator's fast path `cross_kv` +
-`itm_logits_cached` (image-side cross-attention keys/values computed once per image).
+`image_feat`, `encode_text`, `text_feat`, `text_features`, `itm_logits`, and the evaluator's fast path
+`cross_kv` + `itm_text_prefix` + `itm_logits_cached` (image-side cross-attention keys/values computed once
+per image, each caption's image-free prefix once).
 Public API (mixins, no change to the math or the state dict): `BlipRetrieval.from_pretrained(source)`,
 `save_pretrained(folder)` (pretrained.py) and `embed_images`, `embed_texts`, `match` (inference.py).
 """
@@ -15,6 +16,7 @@ from torch import nn
 from easyretrieval.collectives import all_gather_with_grad, concat_all_gather
 
 from appzoo.blip_retrieval.model import losses
+from appzoo.blip_retrieval.model.cross_groups import CrossGroups, plan_cross_groups
 from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
 from appzoo.blip_retrieval.model.momentum import copy_params, momentum_update
 from appzoo.blip_retrieval.model.pretrained import PretrainedMixin
@@ -175,12 +177,18 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         """Normalised ITC feature [B, embed_dim] of the class token."""
         return F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
 
-    def encode_text(self, input_ids, attention_mask, first_token_only=False):
-        """Text-only mode (no cross-attention): [B, L] -> [B, L, Wt] ([B, 1, Wt] with first_token_only)."""
-        return self.text_encoder(input_ids, attention_mask, first_token_only=first_token_only)
+    def encode_text(self, input_ids, attention_mask):
+        """Text-only mode (no cross-attention): ids [B, L] int64, mask [B, L] -> [B, L, Wt]."""
+        return self.text_encoder(input_ids, attention_mask)
 
     def text_feat(self, text_embeds):
+        """Normalised ITC feature [B, embed_dim] of the [CLS] token of `encode_text`'s [B, L, Wt]."""
         return F.normalize(self.text_proj(text_embeds[:, 0, :]), dim=-1)
+
+    def text_features(self, input_ids, attention_mask):
+        """`text_feat(encode_text(...))` computing only the [CLS] token in the last layer (same numbers):
+        ids [B, L] int64, mask [B, L] -> [B, embed_dim], L2-normalised."""
+        return F.normalize(self.text_proj(self.text_encoder.first_token(input_ids, attention_mask)), dim=-1)
 
     def _enc_ids(self, input_ids):
         ids = input_ids.clone()
@@ -188,31 +196,33 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         return ids
 
     def itm_logits(self, image_embeds, input_ids, attention_mask):
-        """ITM logits [N, 2] of pairs (image_embeds[n], text n); [ENC] replaces the first token here."""
-        hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, image_embeds=image_embeds,
-                                   first_token_only=True)
-        return self.itm_head(hidden[:, 0, :])
+        """ITM logits [N, 2] of pairs (image_embeds[n] [1+P, Wv], text n); [ENC] replaces the first token."""
+        return self.itm_head(self.text_encoder.first_token_cross(self._enc_ids(input_ids), attention_mask,
+                                                                 image_embeds))
 
     def cross_kv(self, image_embeds):
-        """Cross-attention keys/values of every text layer for a set of images (compute once per image)."""
+        """Cross-attention keys/values of every text layer for a set of images [N, 1+P, Wv] (compute once)."""
         return self.text_encoder.cross_kv(image_embeds)
 
     def itm_text_prefix(self, input_ids, attention_mask):
-        """The image-independent start of the ITM pass of each caption ([ENC] ids), for `itm_logits_cached`."""
+        """The image-independent start of the ITM pass of each caption ([ENC] ids), for `itm_logits_cached`:
+        [B, L] -> [B, L, Wt]."""
         return self.text_encoder.text_prefix(self._enc_ids(input_ids), attention_mask)
 
     def itm_logits_cached(self, cross_kv, image_index, input_ids, attention_mask, text_prefix=None):
-        """`itm_logits` where row n uses image image_index[n] of the `cross_kv` set.
+        """`itm_logits` [N, 2] where row n uses image image_index[n] of the `cross_kv` set.
 
         The rows that share an image attend to its cached keys/values together (no per-row copy of them).
-        image_index: [N] in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
-        sync), or a `CrossGroups` plan from `text_encoder.plan_cross_groups`. text_prefix: the rows'
-        `itm_text_prefix` (computed once per caption), or None to compute it here.
+        image_index: [N] int64 in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
+        sync), or a `CrossGroups` plan from `cross_groups.plan_cross_groups`. text_prefix: the rows'
+        `itm_text_prefix` [N, L, Wt] (computed once per caption; input_ids are then not read), or None to
+        compute it here. IndexError for an image_index outside the cached set.
         """
-        ids = self._enc_ids(input_ids) if text_prefix is None else input_ids
-        hidden = self.text_encoder(ids, attention_mask, cross_kv=cross_kv, image_index=image_index,
-                                   first_token_only=True, prefix=text_prefix)
-        return self.itm_head(hidden[:, 0, :])
+        if text_prefix is None:
+            text_prefix = self.itm_text_prefix(input_ids, attention_mask)
+        groups = image_index if isinstance(image_index, CrossGroups) else plan_cross_groups(
+            image_index, cross_kv.num_images)
+        return self.itm_head(self.text_encoder.first_token_cached(text_prefix, attention_mask, cross_kv, groups))
 
     # ----------------------------------------------------------------- training
     def forward(self, image, caption, alpha, idx):
@@ -264,7 +274,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         ids_all = torch.cat([enc_ids, enc_ids, ids_pool[neg_text]], dim=0)
         atts_all = torch.cat([atts, atts, atts_pool[neg_text]], dim=0)
         images_all = torch.cat([image_embeds, image_pool[neg_image], image_embeds], dim=0)
-        hidden = self.text_encoder(ids_all, atts_all, image_embeds=images_all)
+        hidden = self.text_encoder.forward_cross(ids_all, atts_all, images_all)
         logits = self.itm_head(hidden[:, 0, :])
         return losses.itm_loss(logits, image_embeds.shape[0]), neg_image, neg_text
 
