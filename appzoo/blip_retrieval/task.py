@@ -2,6 +2,7 @@
 import torch
 
 from appzoo.blip_retrieval.schedule import alpha_at
+from easyretrieval.distributed import multi_rank
 from easyretrieval.engine.task import TrainTask
 
 
@@ -28,7 +29,7 @@ class BlipRetrievalTask(TrainTask):
         self._skips_reported = 0
 
     def build_model(self):
-        from appzoo.blip_retrieval.components import create_app_model
+        from appzoo.blip_retrieval.factories import create_app_model
 
         return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
 
@@ -65,7 +66,7 @@ class BlipRetrievalTask(TrainTask):
             safe_set_full_fp32_param(model.temp, clamped)
 
     def evaluate(self, engine, epoch):
-        from appzoo.blip_retrieval.components import format_skipped
+        from appzoo.blip_retrieval.evaluation.outputs import format_skipped
 
         self._report_train_skips(epoch)
         results = {}
@@ -78,13 +79,11 @@ class BlipRetrievalTask(TrainTask):
 
     def _report_train_skips(self, epoch):
         """Training samples whose image was unreadable this epoch (skip_bad_images=True), summed over ranks."""
-        import torch.distributed as dist
-
         count = torch.tensor([float(self.loader.num_skipped - self._skips_reported)])
         self._skips_reported = self.loader.num_skipped
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if multi_rank():
             count = count.to(self.device)  # gloo (CPU) or nccl (the training device)
-            dist.all_reduce(count)
+            torch.distributed.all_reduce(count)
         if self.dist.is_main and int(count.item()):
             print(f"[easyretrieval] epoch {epoch} train: {int(count.item())} samples had an unreadable image and "
                   "were replaced by the next readable sample (skip_bad_images=True)", flush=True)

@@ -19,6 +19,7 @@ import re
 import shutil
 from typing import Optional, Tuple
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.errors import UserError
 
@@ -34,15 +35,6 @@ def checkpoint_name(global_step: int) -> str:
 
 def _rank_state_file(directory, rank):
     return os.path.join(directory, f"rank_state_{rank:05d}.pt")
-
-
-def _write_atomic(path, data: bytes):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path):
@@ -145,8 +137,7 @@ class CheckpointManager:
         os.makedirs(tmp, exist_ok=True)
         import torch  # here, not at the top: resolving a resume before any work needs no torch
 
-        torch.save(rank_state, _rank_state_file(tmp, self.dist.rank) + ".part")
-        os.replace(_rank_state_file(tmp, self.dist.rank) + ".part", _rank_state_file(tmp, self.dist.rank))
+        write_atomic(_rank_state_file(tmp, self.dist.rank), lambda handle: torch.save(rank_state, handle))
         barrier()
         if self.dist.is_main:
             marker = {"global_step": global_step, "world_size": self.dist.world_size,
@@ -155,12 +146,12 @@ class CheckpointManager:
                 marker["app"] = self.app
             if record is not None:
                 marker["run"] = record
-            _write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())
+            write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())
             if os.path.isdir(final):  # an older run's checkpoint of the same step: replace it
                 shutil.rmtree(final)
             os.rename(tmp, final)
             _fsync_dir(self.root)
-            _write_atomic(os.path.join(self.root, LATEST), name.encode())
+            write_atomic(os.path.join(self.root, LATEST), name.encode())
             self._prune()
         barrier()
         return final

@@ -13,6 +13,7 @@ import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Dict
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.engine.checkpointing import find_latest, is_complete, read_marker_or_none
 from easyretrieval.errors import UserError
 from easyretrieval.registry import get_app, register_command
@@ -59,11 +60,7 @@ def save_atomic(obj, path: str) -> str:
     """torch.save to `path` through a temporary file, so a crash never leaves a half-written file."""
     import torch
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".part"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def _module_state_from_rank0(checkpoint_dir):

@@ -4,6 +4,7 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
@@ -32,6 +34,9 @@ FINAL_FILE = "checkpoint_final.pth"
 
 @dataclass
 class TrainerArgs:
+    """What the Trainer needs besides the task: where it writes, the schedule, checkpoints, best-epoch
+    selection. LRs are per optimizer step of the cosine schedule (cosine_lr), set once per epoch."""
+
     output_dir: str
     max_epoch: int
     init_lr: float
@@ -68,6 +73,8 @@ class TrainState:
 
 @dataclass
 class FitResult:
+    """What `Trainer.fit` returns: the final loop state, the DeepSpeed engine and the exported files."""
+
     state: TrainState
     engine: object
     best_path: Optional[str]  # the best epoch's weights; None when there is no best epoch or they are lost
@@ -94,6 +101,16 @@ def set_lr(engine, lr: float):
 
 
 class Trainer:
+    """The epoch loop over a TrainTask under DeepSpeed; every rank builds one and calls `fit` together.
+
+    ds_config: the filled DeepSpeed config (engine.ds_config.build_ds_config). `fit` resumes when
+    args.resume says so (UserError for a checkpoint of another world size or model), trains epoch by epoch
+    (an epoch's micro batches cut to whole optimizer steps; UserError when there is none), evaluates after
+    each epoch, exports the best and the final weights, and checkpoints at every epoch end (and every
+    args.save_steps optimizer steps). Files in args.output_dir: log.txt, train_steps.jsonl, curves.png,
+    checkpoints/, checkpoint_best.pth, best.json, best/ (when the task writes one), checkpoint_final.pth.
+    """
+
     def __init__(self, task: TrainTask, args: TrainerArgs, dist: DistInfo, ds_config: dict):
         self.task = task
         self.args = args
@@ -153,12 +170,7 @@ class Trainer:
 
     def _rewrite_log(self, history):
         """log.txt as of the checkpoint: lines written after it (by the crashed run) are replayed."""
-        import json
-
-        with open(self.log.path + ".part", "w", encoding="utf-8") as f:
-            for record in history:
-                f.write(json.dumps(record) + "\n")
-        os.replace(self.log.path + ".part", self.log.path)
+        write_atomic(self.log.path, "".join(json.dumps(record) + "\n" for record in history))
 
     def _save(self, engine, state, means):
         client_state = {"trainer": asdict(state), "epoch": state.epoch, "step_in_epoch": state.step_in_epoch}

@@ -8,17 +8,13 @@ import torch.distributed as torch_dist
 
 from appzoo.blip_retrieval.data.builders import SPLITS, data_files, dataset_files, split_kind
 from appzoo.blip_retrieval.data.validation import validate_annotations
-from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.distributed import DistInfo, barrier, multi_rank
 from easyretrieval.errors import UserError
-
-
-def _group_active(dist):
-    return dist.world_size > 1 and torch_dist.is_available() and torch_dist.is_initialized()
 
 
 def _first_problem_of_all_ranks(problem, dist):
     """The first non-None problem over all ranks (rank order); just `problem` without a process group."""
-    if not _group_active(dist):
+    if not multi_rank():
         return problem
     gathered = [None] * torch_dist.get_world_size()
     torch_dist.all_gather_object(gathered, problem)
@@ -68,7 +64,7 @@ def prepare_data(config, dist: DistInfo = DistInfo(), splits=SPLITS, barrier_fn=
         found = data_files(config, splits)  # fetches missing flickr annotations (once per node, locked)
     except UserError as e:
         problem = str(e)
-    if found is not None and (dist.is_local_main or not _group_active(dist)):
+    if found is not None and (dist.is_local_main or not multi_rank()):
         problem = _check(found, splits, decode_images)
     problem = _first_problem_of_all_ranks(problem, dist)
     if problem:

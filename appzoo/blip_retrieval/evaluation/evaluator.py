@@ -23,10 +23,10 @@ try:  # torch >= 2.3
 except ImportError:  # older torch has no cuDNN attention backend to avoid
     SDPBackend = sdpa_kernel = None
 
-from easyretrieval.distributed import DistInfo, dist_info_from_env
+from easyretrieval.distributed import DistInfo, dist_info_from_env, split_range
 from easyretrieval.errors import UserError
 
-from appzoo.blip_retrieval.evaluation.comm import EvalComm, split_range
+from appzoo.blip_retrieval.evaluation.comm import EvalComm
 from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_from_topk, itm_eval_topk
 from appzoo.blip_retrieval.evaluation.rerank_plan import image_groups, plan_rerank
 from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inference, unwrap
@@ -200,6 +200,11 @@ class RetrievalEvaluator:
 
     # ------------------------------------------------------------------ public
     def evaluate(self, model, dataset, image_loader=None) -> EvalResult:
+        """Official two-stage retrieval metrics of `model` (a BlipRetrieval, or an engine/DDP wrapping one)
+        on `dataset` (RetrievalEvalDataset: .text, .img2txt, .txt2img; images through `image_loader`,
+        default this rank's slice). Returns EvalResult: metrics (txt_r1/5/10, img_r1/5/10, their means and
+        r_mean, in percent), the re-ranked top-k of both directions, timings and the images skipped as
+        unreadable. UserError for an empty dataset or half precision without a GPU; a collective."""
         model = unwrap(model)
         device = self.resolve_device(model)
         if image_loader is None:

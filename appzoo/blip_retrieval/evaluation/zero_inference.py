@@ -13,7 +13,7 @@ from torch import nn
 
 from easyretrieval.engine.deepspeed_compat import any_partitioned, forward_hooks_suspended
 
-INFERENCE_MODULES = ("visual_encoder", "vision_proj", "text_encoder", "text_proj", "itm_head")
+from appzoo.blip_retrieval.model.parts import INFERENCE_MODULES
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -19,17 +19,11 @@ from appzoo.blip_retrieval.model import losses
 from appzoo.blip_retrieval.model.cross_groups import CrossGroups, plan_cross_groups
 from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
 from appzoo.blip_retrieval.model.momentum import copy_params, momentum_update
+from appzoo.blip_retrieval.model.parts import MOMENTUM_PAIRS, QUEUE_BUFFERS
 from appzoo.blip_retrieval.model.pretrained import PretrainedMixin
 from appzoo.blip_retrieval.model.text_encoder import TextEncoder
 from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
 
-QUEUE_BUFFERS = ("image_queue", "text_queue", "idx_queue", "ptr_queue")
-MOMENTUM_PAIRS = (
-    ("visual_encoder", "visual_encoder_m"),
-    ("vision_proj", "vision_proj_m"),
-    ("text_encoder", "text_encoder_m"),
-    ("text_proj", "text_proj_m"),
-)
 
 
 class _LossPair(NamedTuple):
@@ -74,6 +68,8 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         model.match(images, texts)  # [N, M] ITM probability
 
     config: BlipRetrievalConfig; tokenizer: BLIP's tokenizer (`create_tokenizer`), needed to tokenize.
+    The state dict is the official one (salesforce/BLIP models/blip_retrieval.py): checkpoints load with
+    model.checkpoint.load_state, which raises UserError for another model size.
     """
 
     def __init__(self, config, tokenizer=None):
@@ -226,6 +222,15 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
 
     # ----------------------------------------------------------------- training
     def forward(self, image, caption, alpha, idx):
+        """One training step's losses (official BLIP_Retrieval.forward): ITC with momentum distillation over
+        the queues, and ITM on the positives plus one hard negative per image and per text.
+
+        image: [B, 3, H, W] float (normalised as the official transform); caption: B strings (pre_caption'd);
+        alpha: distillation weight in [0, 1] (schedule.alpha_at); idx: [B] int64 image ids (captions of the
+        same image are positives of each other). Returns RetrievalLosses(loss_ita, loss_itm), two 0-dim
+        float32 tensors. Side effects, as official: temp clamped, momentum encoders updated (EMA), the
+        queues take this step's momentum features of every rank (a collective when distributed).
+        """
         with torch.no_grad():
             self.temp.clamp_(self.config.temp_min, self.config.temp_max)
         # The value is clamped again so that it holds even where the in-place clamp does not persist

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
-from appzoo.blip_retrieval.components import format_recall
+from appzoo.blip_retrieval.evaluation.outputs import format_recall
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from appzoo.blip_retrieval.evaluation.comm import EvalComm
 from eval_fixtures import IMAGE_SIZE, make_model, write_gallery
