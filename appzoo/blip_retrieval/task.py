@@ -1,9 +1,18 @@
 """The blip_retrieval training task handed to the core engine (official train_retrieval.py semantics)."""
 import torch
 
-from appzoo.blip_retrieval.schedule import alpha_at
 from easyretrieval.distributed import multi_rank
+from easyretrieval.engine.curves import CurveSpec
 from easyretrieval.engine.task import TrainTask
+from easyretrieval.secrets import mask_secrets
+
+from appzoo.blip_retrieval.data import create_train_loader
+from appzoo.blip_retrieval.evaluation.outputs import format_skipped
+from appzoo.blip_retrieval.factories import create_app_model
+from appzoo.blip_retrieval.model.checkpoint import official_layout, official_shapes
+from appzoo.blip_retrieval.model.config import config_from_params
+from appzoo.blip_retrieval.model.pretrained_folder import write_folder
+from appzoo.blip_retrieval.schedule import alpha_at
 
 
 class BlipRetrievalTask(TrainTask):
@@ -11,8 +20,6 @@ class BlipRetrievalTask(TrainTask):
 
     def __init__(self, config, tokenizer, train_dataset, eval_datasets, evaluator, device, dist, seed,
                  augment_seed=None):
-        from appzoo.blip_retrieval.data import create_train_loader
-
         self.config = config
         self.tokenizer = tokenizer
         self.eval_datasets = eval_datasets
@@ -29,8 +36,6 @@ class BlipRetrievalTask(TrainTask):
         self._skips_reported = 0
 
     def build_model(self):
-        from appzoo.blip_retrieval.factories import create_app_model
-
         return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
 
     def steps_per_epoch(self):
@@ -66,8 +71,6 @@ class BlipRetrievalTask(TrainTask):
             safe_set_full_fp32_param(model.temp, clamped)
 
     def evaluate(self, engine, epoch):
-        from appzoo.blip_retrieval.evaluation.outputs import format_skipped
-
         self._report_train_skips(epoch)
         results = {}
         for split, dataset in self.eval_datasets.items():
@@ -97,18 +100,10 @@ class BlipRetrievalTask(TrainTask):
 
     def export_layout(self, state_dict):
         """The official `{'model': state_dict}` (checkpoint_best.pth, checkpoint_final.pth)."""
-        from appzoo.blip_retrieval.model.checkpoint import official_layout
-
         return official_layout(state_dict)
 
     def save_pretrained(self, state_dict, folder, about):
         """OUTPUT_DIR/best: the best epoch's weights with this run's model config and tokenizer."""
-        from appzoo.blip_retrieval.model import config_from_params
-        from appzoo.blip_retrieval.model.checkpoint import official_shapes
-        from appzoo.blip_retrieval.model.pretrained_folder import write_folder
-
-        from easyretrieval.secrets import mask_secrets
-
         about = {"trained_on": self.config.dataset, "pretrained": mask_secrets(self.config.pretrained), **about}
         write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer,
                      official_shapes(state_dict), about)
@@ -116,8 +111,6 @@ class BlipRetrievalTask(TrainTask):
     def curve_specs(self):
         """curves.png: loss_ita and loss_itm per step, the learning rate per step, and per evaluated split
         R@1 (text and image retrieval) and r_mean per epoch."""
-        from easyretrieval.engine.curves import CurveSpec
-
         specs = [CurveSpec("ITC / ITM losses", ["loss_ita", "loss_itm"]), CurveSpec("learning rate", ["lr"])]
         for split in self.eval_datasets:
             specs.append(CurveSpec(f"{split} recall (%)", [f"{split}_txt_r1", f"{split}_img_r1", f"{split}_r_mean"],
