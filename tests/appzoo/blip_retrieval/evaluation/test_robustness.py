@@ -64,7 +64,7 @@ def _hang_worker(rank, port, results):
                 results[0] = f"raised {type(e).__name__}"
             results["raised_at"] = time.monotonic()  # CLOCK_MONOTONIC: one clock for both processes
         else:
-            time.sleep(10)  # a rank that never joins (the default timeout would hang for 30 minutes)
+            time.sleep(8)  # a rank that never joins (the default timeout would hang for 30 minutes)
             results["woke_at"] = time.monotonic()
     finally:
         dist.destroy_process_group()
