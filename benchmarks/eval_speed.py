@@ -28,11 +28,12 @@ from torch.utils.data import DataLoader
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
-from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
+from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval
 from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_ranks
 from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
 from appzoo.blip_retrieval.model.config import create_config
 from appzoo.blip_retrieval.model.tokenizer import build_wordpiece_vocab, create_tokenizer
+from official_reference import official_evaluation  # beside this script
 
 WORDS = ("a an the red green blue yellow dog cat man woman child boat lake grass park street runs sits walks "
          "plays holds near on in under big small old young house tree car bird fence beach window book").split()

@@ -1,6 +1,6 @@
 """Start-up time of a one-process CPU run: DeepSpeed's backend as DeepSpeed sets it up by default (its CPU
 accelerator JIT-compiles the shm communication op) vs easyretrieval's init_distributed (which skips that op,
-engine/deepspeed_internals.py), each in a fresh process with an empty TORCH_EXTENSIONS_DIR (a first run, or
+engine/deepspeed_compat.py), each in a fresh process with an empty TORCH_EXTENSIONS_DIR (a first run, or
 one after another virtualenv rebuilt the op). Then the wall time of a whole tiny `--mode train` (4 images,
 vit=tiny, 32 px, one epoch, val evaluated) through the CLI.
 

@@ -43,6 +43,12 @@ class App:
         model describes), called on every rank before config.json is written; default: unchanged."""
         return config
 
+    @classmethod
+    def export_layout(cls, state_dict):
+        """What `easyretrieval export` saves from a checkpoint this app trained, given its consolidated fp32
+        state dict (parameters in their parameters' shapes); default: the state dict itself."""
+        return state_dict
+
     def train(self):
         raise UserError(f"this app has no train mode; modes: {', '.join(self.modes)}")
 

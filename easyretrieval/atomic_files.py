@@ -4,6 +4,7 @@ A reader (or a run resumed after SIGKILL) sees either the old file or the comple
 """
 import json
 import os
+import shutil
 from typing import Callable, Union
 
 
@@ -27,3 +28,15 @@ def write_atomic(path: str, content: Union[bytes, str, Callable], binary: bool =
 def write_json_atomic(path: str, obj, indent=1) -> str:
     """`obj` as UTF-8 JSON at `path`, atomically."""
     return write_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def copy_atomic(source: str, path: str) -> str:
+    """Copy the file `source` (with its metadata) to `path`, atomically."""
+    return write_atomic(path, lambda handle: _copy_into(source, handle, path))
+
+
+def _copy_into(source, handle, path):
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, handle)
+    handle.flush()
+    shutil.copystat(source, handle.name)  # the temporary file: mtime and mode travel with the rename

@@ -80,7 +80,7 @@ def add_run_arguments(p, deepspeed_config=True):
 def build_parser():
     p = _ArgumentParser(prog="easyretrieval", description="Image-text retrieval apps on DeepSpeed.", add_help=False)
     p.add_argument("-h", "--help", action=_HelpAction, help="show this help (options and commands) and exit")
-    p.add_argument("--app", help="registered app name, e.g. blip_retrieval (--list-apps shows them)")
+    p.add_argument("--app", help="registered app name (--list-apps shows them)")
     add_run_arguments(p)
     p.add_argument("--user_defined_parameters", default="", help="the app's parameters: 'k=v k=v', a JSON "
                                                                  "object or @file (--help-params lists them)")

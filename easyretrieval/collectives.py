@@ -2,9 +2,7 @@
 import torch
 import torch.distributed as dist
 
-
-def _active():
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from easyretrieval.distributed import multi_rank as _active
 
 
 def world_size():

@@ -33,6 +33,12 @@ class DistInfo:
         return self.world_size > 1
 
 
+def split_range(n: int, rank: int, world_size: int):
+    """This rank's contiguous share [start, end) of n items: every item on exactly one rank, shares differing
+    by at most one (the eval image loader's and the evaluator's text split)."""
+    return rank * n // world_size, (rank + 1) * n // world_size
+
+
 def dist_info_from_env(local_rank: Optional[int] = None) -> DistInfo:
     """Ranks as the launcher set them; a plain process is rank 0 of 1."""
     env = os.environ
@@ -52,6 +58,20 @@ def _free_port():
 _group_started = False  # set once this process has joined a process group
 
 
+def group_active() -> bool:
+    """True when torch.distributed has a process group (of any size)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def multi_rank() -> bool:
+    """True when a process group of more than one rank is active: collectives then do something."""
+    import torch.distributed as dist
+
+    return group_active() and dist.get_world_size() > 1
+
+
 def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
     """Initialise torch.distributed (through DeepSpeed, so its communication layer is set up too).
 
@@ -59,10 +79,9 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
     and the collectives in the evaluator run unchanged.
     """
     import torch
-    import torch.distributed as dist
 
     global _group_started
-    if dist.is_available() and dist.is_initialized():
+    if group_active():
         return
     _group_started = True
     os.environ.setdefault("RANK", str(info.rank))
@@ -79,7 +98,7 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
         torch.cuda.set_device(info.local_rank)
     import deepspeed
 
-    from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op
+    from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 
     with no_cpu_shm_comm_op():  # no C++ build at start (the op serves DeepSpeed-Inference only)
         deepspeed.init_distributed(
@@ -102,7 +121,7 @@ def device_for(info: DistInfo):
 def barrier():
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if multi_rank():
         dist.barrier()
 
 
@@ -110,7 +129,7 @@ def shutdown_distributed():
     """Wait for every rank, then tear the process groups down (call once the work is done)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if group_active():
         if dist.get_world_size() > 1:
             dist.barrier()
         dist.destroy_process_group()
@@ -129,9 +148,7 @@ def exit_process(code: int = 0):
         raise TypeError(f"exit_process needs an int exit code, got {code!r}")
     if "torch" not in sys.modules:  # nothing started a process group (e.g. --help-params): no torch import
         sys.exit(code)
-    import torch.distributed as dist
-
-    if not (_group_started or (dist.is_available() and dist.is_initialized())):
+    if not (_group_started or group_active()):
         sys.exit(code)
     gc.collect()  # finalizers of objects in reference cycles (e.g. data-loader workers) still run
     logging.shutdown()

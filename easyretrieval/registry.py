@@ -1,7 +1,8 @@
-"""Name -> plugin registries for apps, models, datasets, evaluators and CLI commands.
+"""Name -> object registries: `Registry` (the one type), the core's APPS and COMMANDS.
 
 Registration happens when a module is imported (decorators). Apps from other packages are found through
-the entry-point group `easyretrieval.apps` and imported only when first asked for.
+the entry-point group `easyretrieval.apps` and imported only when first asked for. An app keeps registries
+of its own parts (e.g. blip_retrieval's datasets) as `Registry` instances in its own package.
 """
 from importlib import metadata
 
@@ -43,17 +44,11 @@ class Registry:
 
 
 APPS = Registry("app")
-MODELS = Registry("model")
-DATASETS = Registry("dataset")
-EVALUATORS = Registry("evaluator")
 COMMANDS = Registry("command")
 
 COMMAND_HELP = {}  # command name -> its one-line description (for `easyretrieval --help`)
 
 register_app = APPS.register
-register_model = MODELS.register
-register_dataset = DATASETS.register
-register_evaluator = EVALUATORS.register
 
 
 def register_command(name=None, help=""):  # noqa: A002 - argparse's word for it

@@ -65,16 +65,18 @@ def previous_training(path: str) -> Optional[str]:
     return ", ".join(found) or None
 
 
-def check_train_output_dir(path: str, continuing: bool) -> None:
+def check_train_output_dir(path: str, continuing: bool, how_to_continue: str = "by resuming from its checkpoints"
+                           ) -> None:
     """A training run writes into `path` only if the folder holds no other run's results: none of another
-    mode, and none of an earlier training unless this run continues it (resume from its checkpoints)."""
+    mode, and none of an earlier training unless this run continues it (resume from its checkpoints).
+    how_to_continue: how the app's user continues a run, for the message (e.g. "with resume=auto")."""
     recorded = recorded_mode(path)
     if recorded not in (None, "train"):
         raise _refuse(path, f"holds the results of a {recorded} run")
     found = None if continuing else previous_training(path)
     if found:
-        raise UserError(f"--output_dir '{path}' holds an earlier training run ({found}); continue it with "
-                        "resume=auto, or choose another --output_dir (or remove this one)")
+        raise UserError(f"--output_dir '{path}' holds an earlier training run ({found}); continue it "
+                        f"{how_to_continue}, or choose another --output_dir (or remove this one)")
 
 
 def _refuse(path, what):

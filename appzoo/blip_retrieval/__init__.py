@@ -8,8 +8,9 @@
 `BlipRetrieval` and `Index` are imported on first use (PEP 562), so loading the app for `--help-params`
 or `--list-apps` does not import torch.
 """
-from appzoo.blip_retrieval.app import BlipRetrievalApp
+from appzoo.blip_retrieval import catalog as _catalog  # noqa: F401 - registers BLIP's weights in the modelzoo
 from appzoo.blip_retrieval import commands as _commands  # noqa: F401 - registers `convert`
+from appzoo.blip_retrieval.app import BlipRetrievalApp
 from appzoo.blip_retrieval.index import commands as _index_commands  # noqa: F401 - registers `index`, `search`
 
 __all__ = ["BlipRetrieval", "BlipRetrievalApp", "Index"]

@@ -7,7 +7,10 @@ from easyretrieval.distributed import device_for, init_distributed
 from easyretrieval.log import get_logger
 from easyretrieval.registry import register_app
 
-from appzoo.blip_retrieval.params import SCHEMA
+from appzoo.blip_retrieval.params import SCHEMA, eval_splits, select_split
+
+# This file is imported whenever the CLI lists apps or parameters, which must answer at once: every other
+# module is imported inside the method that uses it (measured: moving the light ones here added ~15 ms).
 
 logger = get_logger()
 
@@ -22,17 +25,33 @@ def ds_params_from(config):
         gradient_clipping=config.gradient_clipping,
         precision=config.precision,
         zero_stage=config.zero_stage,
+        names=(("micro_batch_size", "batch_size_train"),),  # the others are named as the parameters
     )
 
 
-@register_app("blip_retrieval")
+APP_NAME = "blip_retrieval"
+SELECT_METRIC = "r_mean"  # the best epoch: highest mean of the six recalls (official train_retrieval.py)
+
+
+@register_app(APP_NAME)
 class BlipRetrievalApp(App):
+    """BLIP image-text retrieval: train (ITC + ITM under DeepSpeed, best epoch by val r_mean), evaluate
+    (official two-stage recall on val/test) and predict (ranked gallery per query), from the parameters
+    in params.SCHEMA. Problems the user can fix raise UserError (one line, exit code 2)."""
+
     schema = SCHEMA
+
+    @classmethod
+    def export_layout(cls, state_dict):
+        """The official `{'model': state_dict}` (temp 0-dim), which official BLIP and pretrained= load."""
+        from appzoo.blip_retrieval.model.checkpoint import official_layout
+
+        return official_layout(state_dict)
 
     def check(self):
         """Every check that needs no data, before any download, process group, data or model (App.check)."""
         from appzoo.blip_retrieval import checks
-        from appzoo.blip_retrieval.components import eval_splits
+        from appzoo.blip_retrieval.predict_inputs import read_inputs
 
         cfg, run = self.config, self.run
         checks.check_image_size(cfg)
@@ -46,8 +65,6 @@ class BlipRetrievalApp(App):
             checks.check_vocab_available(cfg, self.output_dirs())
             checks.check_report_path(cfg.report, "report")
         if run.mode == "predict":
-            from appzoo.blip_retrieval.predict_inputs import read_inputs
-
             read_inputs(cfg)
 
     def output_dirs(self):
@@ -64,17 +81,16 @@ class BlipRetrievalApp(App):
 
     def run_record(self, ds_config, train_samples=None, vocab=None):
         """What this training run is, as its checkpoints record it (resume_check.run_record)."""
-        from appzoo.blip_retrieval.components import eval_splits, select_split
-        from appzoo.blip_retrieval.resume_check import run_record
+        from appzoo.blip_retrieval import resume_check
         from easyretrieval.engine.ds_config import precision_of, zero_stage_of
 
-        return run_record(self.config, self.run.dist.world_size, self.run.seed, zero_stage_of(ds_config),
+        return resume_check.run_record(self.config, self.run.dist.world_size, self.run.seed, zero_stage_of(ds_config),
                           precision_of(ds_config), select_split(eval_splits(self.config)), train_samples, vocab)
 
     def resume_point(self, record=None):
         """The checkpoint this run resumes from (None: a fresh start), checked against this run's `record`
         (default: the parameters only); refuses an output_dir holding another run (UserError)."""
-        from appzoo.blip_retrieval.resume_check import check_resume
+        from appzoo.blip_retrieval import resume_check
         from easyretrieval.engine.checkpointing import read_marker_or_none, resolve_resume
         from easyretrieval.run_dir import check_train_output_dir
 
@@ -82,10 +98,10 @@ class BlipRetrievalApp(App):
         path = resolve_resume(self.config.resume, os.path.join(out, "checkpoints"))
         own = path is not None and os.path.abspath(os.path.dirname(os.path.dirname(path))) == os.path.abspath(out)
         if self.run.dist.is_main:
-            check_train_output_dir(out, continuing=own)
+            check_train_output_dir(out, continuing=own, how_to_continue="with resume=auto")
         if path is None:
             return None
-        note = check_resume(path, read_marker_or_none(path) or {}, record or self.run_record(self.ds_config()))
+        note = resume_check.check_resume(path, read_marker_or_none(path) or {}, record or self.run_record(self.ds_config()))
         if note and record is not None and self.run.dist.is_main:
             logger.info("resume: %s", note)
         return path
@@ -93,9 +109,9 @@ class BlipRetrievalApp(App):
     @classmethod
     def complete_config(cls, config):
         """Sizes that pretrained= describes fill the parameters the user did not set."""
-        from appzoo.blip_retrieval.pretrained_params import complete_config
+        from appzoo.blip_retrieval import pretrained_params
 
-        return complete_config(config, cls.schema)
+        return pretrained_params.complete_config(config, cls.schema)
 
     def _setup(self, splits):
         """Process group, device, data checked (synthetic generated once per node), datasets built."""
@@ -113,7 +129,7 @@ class BlipRetrievalApp(App):
         return build_dataset(self.config, split)
 
     def train(self):
-        from appzoo.blip_retrieval.components import format_recall
+        from appzoo.blip_retrieval.evaluation.outputs import format_recall
         from easyretrieval.engine.trainer import BEST_DIR
 
         trainer = self.build_trainer()
@@ -124,8 +140,8 @@ class BlipRetrievalApp(App):
             weights = [f"{result.best_path} (official layout)" if result.best_path else
                        "not available (see the warning above)"] \
                 + ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else [])
-            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
-                        state.best_value, " and ".join(weights))
+            logger.info("best epoch %d (by %s %s %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
+                        SELECT_METRIC, state.best_value, " and ".join(weights))
             if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
                 for split, metrics in state.best_metrics.items():
                     print(format_recall(split, metrics), flush=True)
@@ -136,10 +152,8 @@ class BlipRetrievalApp(App):
 
     def build_trainer(self):
         """Data checked, tokenizer, DeepSpeed config, task and Trainer: everything train mode runs."""
-        from appzoo.blip_retrieval.checks import check_train_batches
-        from appzoo.blip_retrieval.components import (
-            copy_vocab, create_app_tokenizer, create_evaluator, eval_splits, select_split,
-        )
+        from appzoo.blip_retrieval import checks
+        from appzoo.blip_retrieval.factories import copy_vocab, create_app_tokenizer, create_evaluator
         from appzoo.blip_retrieval.task import BlipRetrievalTask
         from easyretrieval.engine.trainer import Trainer, TrainerArgs
 
@@ -149,7 +163,7 @@ class BlipRetrievalApp(App):
         resume_from = self.resume_point()  # parameters (again: examples and tests may skip check())
         info, device, datasets = self._setup(["train"] + splits)
         train_dataset = datasets.pop("train")
-        check_train_batches(len(train_dataset), cfg, info.world_size)
+        checks.check_train_batches(len(train_dataset), cfg, info.world_size)
         if info.is_main:
             os.makedirs(run.output_dir, exist_ok=True)
             with open(os.path.join(run.output_dir, "ds_config.json"), "w", encoding="utf-8") as f:
@@ -168,15 +182,14 @@ class BlipRetrievalApp(App):
         args = TrainerArgs(
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
             weight_decay=cfg.weight_decay, save_steps=cfg.save_steps, keep_last=cfg.keep_last,
-            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record,
-            select_split=select_split(splits),
+            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record, app=APP_NAME,
+            select_split=select_split(splits), select_metric=SELECT_METRIC,
         )
         return Trainer(task, args, info, ds_config)
 
     def evaluate(self):
-        from appzoo.blip_retrieval.components import (
-            create_app_model, create_app_tokenizer, create_evaluator, eval_splits, format_recall,
-        )
+        from appzoo.blip_retrieval.evaluation.outputs import format_recall
+        from appzoo.blip_retrieval.factories import create_app_model, create_app_tokenizer, create_evaluator
 
         cfg, run = self.config, self.run
         info, device, datasets = self._setup(eval_splits(cfg))

@@ -6,6 +6,8 @@ import os
 
 from easyretrieval.errors import UserError
 
+from appzoo.blip_retrieval.factories import VOCAB_FILE, vocab_candidates
+
 PATCH_SIZE = 16  # ViT-B/16 and ViT-L/16 (model.config.VisionConfig.patch_size)
 
 
@@ -59,8 +61,6 @@ def check_train_batches(num_samples, config, world_size):
 
 def check_vocab_available(config, output_dirs):
     """tokenizer=build outside training needs the vocab a training run built."""
-    from appzoo.blip_retrieval.components import VOCAB_FILE, vocab_candidates
-
     if config.tokenizer != "build":
         return
     if not any(os.path.isfile(p) for p in vocab_candidates(config, output_dirs)):

@@ -3,6 +3,7 @@
 Defaults that differ by model size are derived from `vit`, those that differ between the official Flickr and
 COCO configs from `dataset`, unless the user sets them.
 """
+from easyretrieval.errors import UserError
 from easyretrieval.parameters import Param, ParamSchema
 
 VITS = ("base", "large", "small", "tiny")  # small and tiny are for tests and the demo
@@ -91,3 +92,17 @@ SCHEMA = ParamSchema([
     Param("report", str, "", "evaluate/predict: also write this HTML page (.html) of the results with thumbnails "
           "(evaluate: the R@K table and the queries that missed R@1, worst first, ground truth marked)"),
 ])
+
+
+def eval_splits(config):
+    """The splits `eval_splits` names, in order (UserError for another name)."""
+    splits = [s.strip() for s in config.eval_splits.split(",") if s.strip()]
+    bad = [s for s in splits if s not in ("val", "test")]
+    if bad:
+        raise UserError(f"eval_splits: {', '.join(bad)} not one of val, test")
+    return splits
+
+
+def select_split(splits):
+    """The split whose r_mean selects the best epoch: val when evaluated, else the first one."""
+    return "val" if "val" in splits else (splits[0] if splits else "val")

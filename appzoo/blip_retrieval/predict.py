@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from appzoo.blip_retrieval.predict_inputs import Items, read_inputs, read_items  # noqa: F401 - re-exported
 from easyretrieval.errors import UserError
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.log import get_logger
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -73,24 +74,8 @@ def rank(model, evaluator, images: Items, texts: Items, text_to_image: bool, top
                     scored.text_feat.numpy())
 
 
-def _write_atomic(path, write):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _npy_writer(array):
-    def write(tmp):
-        with open(tmp, "wb") as handle:
-            np.save(handle, array.astype(np.float32))
-    return write
-
-
-def _json_writer(obj):
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle)
-    return write
+    return lambda handle: np.save(handle, array.astype(np.float32))
 
 
 def write_outputs(rankings: Rankings, gallery: Items, queries: Items, output_dir: str, save_embeddings: bool):
@@ -98,28 +83,26 @@ def write_outputs(rankings: Rankings, gallery: Items, queries: Items, output_dir
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, PREDICTIONS_FILE)
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for q, (qid, query) in enumerate(zip(queries.ids, queries.values)):
-                keep = rankings.index[q] >= 0
-                line = {"query_id": qid, "query": query if queries.kind == "texts" else qid,
-                        "ranked_ids": [gallery.ids[i] for i in rankings.index[q][keep]],
-                        "scores": [round(float(s), 6) for s in rankings.score[q][keep]]}
-                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-
-    _write_atomic(path, write)
+    lines = []
+    for q, (qid, query) in enumerate(zip(queries.ids, queries.values)):
+        keep = rankings.index[q] >= 0
+        line = {"query_id": qid, "query": query if queries.kind == "texts" else qid,
+                "ranked_ids": [gallery.ids[i] for i in rankings.index[q][keep]],
+                "scores": [round(float(s), 6) for s in rankings.score[q][keep]]}
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    write_atomic(path, "".join(lines))
     if save_embeddings:
         image_side, text_side = rankings.image_feat, rankings.text_feat
         gallery_feat, query_feat = (image_side, text_side) if rankings.text_to_image else (text_side, image_side)
         for name, feat, items in (("gallery", gallery_feat, gallery), ("query", query_feat, queries)):
-            _write_atomic(os.path.join(output_dir, f"{name}_embeddings.npy"), _npy_writer(feat))
-            _write_atomic(os.path.join(output_dir, f"{name}_ids.json"), _json_writer(items.ids))
+            write_atomic(os.path.join(output_dir, f"{name}_embeddings.npy"), _npy_writer(feat))
+            write_atomic(os.path.join(output_dir, f"{name}_ids.json"), json.dumps(items.ids))
     return path
 
 
 def run_predict(config, run) -> str:
     """The app's predict mode: returns the path of predictions.jsonl (on every rank)."""
-    from appzoo.blip_retrieval.components import create_app_model, create_app_tokenizer, create_evaluator
+    from appzoo.blip_retrieval.factories import create_app_model, create_app_tokenizer, create_evaluator
     from easyretrieval.distributed import barrier, device_for, init_distributed
 
     gallery, queries = read_inputs(config)

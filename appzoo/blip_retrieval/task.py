@@ -1,8 +1,18 @@
 """The blip_retrieval training task handed to the core engine (official train_retrieval.py semantics)."""
 import torch
 
-from easyretrieval.engine.schedule import alpha_at
+from easyretrieval.distributed import multi_rank
+from easyretrieval.engine.curves import CurveSpec
 from easyretrieval.engine.task import TrainTask
+from easyretrieval.secrets import mask_secrets
+
+from appzoo.blip_retrieval.data import create_train_loader
+from appzoo.blip_retrieval.evaluation.outputs import format_skipped
+from appzoo.blip_retrieval.factories import create_app_model
+from appzoo.blip_retrieval.model.checkpoint import official_layout, official_shapes
+from appzoo.blip_retrieval.model.config import config_from_params
+from appzoo.blip_retrieval.model.pretrained_folder import write_folder
+from appzoo.blip_retrieval.schedule import alpha_at
 
 
 class BlipRetrievalTask(TrainTask):
@@ -10,8 +20,6 @@ class BlipRetrievalTask(TrainTask):
 
     def __init__(self, config, tokenizer, train_dataset, eval_datasets, evaluator, device, dist, seed,
                  augment_seed=None):
-        from appzoo.blip_retrieval.data import create_train_loader
-
         self.config = config
         self.tokenizer = tokenizer
         self.eval_datasets = eval_datasets
@@ -28,8 +36,6 @@ class BlipRetrievalTask(TrainTask):
         self._skips_reported = 0
 
     def build_model(self):
-        from appzoo.blip_retrieval.components import create_app_model
-
         return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
 
     def steps_per_epoch(self):
@@ -65,8 +71,6 @@ class BlipRetrievalTask(TrainTask):
             safe_set_full_fp32_param(model.temp, clamped)
 
     def evaluate(self, engine, epoch):
-        from appzoo.blip_retrieval.components import format_skipped
-
         self._report_train_skips(epoch)
         results = {}
         for split, dataset in self.eval_datasets.items():
@@ -78,13 +82,11 @@ class BlipRetrievalTask(TrainTask):
 
     def _report_train_skips(self, epoch):
         """Training samples whose image was unreadable this epoch (skip_bad_images=True), summed over ranks."""
-        import torch.distributed as dist
-
         count = torch.tensor([float(self.loader.num_skipped - self._skips_reported)])
         self._skips_reported = self.loader.num_skipped
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if multi_rank():
             count = count.to(self.device)  # gloo (CPU) or nccl (the training device)
-            dist.all_reduce(count)
+            torch.distributed.all_reduce(count)
         if self.dist.is_main and int(count.item()):
             print(f"[easyretrieval] epoch {epoch} train: {int(count.item())} samples had an unreadable image and "
                   "were replaced by the next readable sample (skip_bad_images=True)", flush=True)
@@ -96,21 +98,19 @@ class BlipRetrievalTask(TrainTask):
             paths += list(self.evaluator.save(result, output_dir, split).values())
         return paths
 
+    def export_layout(self, state_dict):
+        """The official `{'model': state_dict}` (checkpoint_best.pth, checkpoint_final.pth)."""
+        return official_layout(state_dict)
+
     def save_pretrained(self, state_dict, folder, about):
         """OUTPUT_DIR/best: the best epoch's weights with this run's model config and tokenizer."""
-        from appzoo.blip_retrieval.model import config_from_params
-        from appzoo.blip_retrieval.model.pretrained_folder import write_folder
-
-        from easyretrieval.secrets import mask_secrets
-
         about = {"trained_on": self.config.dataset, "pretrained": mask_secrets(self.config.pretrained), **about}
-        write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer, state_dict, about)
+        write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer,
+                     official_shapes(state_dict), about)
 
     def curve_specs(self):
         """curves.png: loss_ita and loss_itm per step, the learning rate per step, and per evaluated split
         R@1 (text and image retrieval) and r_mean per epoch."""
-        from easyretrieval.engine.curves import CurveSpec
-
         specs = [CurveSpec("ITC / ITM losses", ["loss_ita", "loss_itm"]), CurveSpec("learning rate", ["lr"])]
         for split in self.eval_datasets:
             specs.append(CurveSpec(f"{split} recall (%)", [f"{split}_txt_r1", f"{split}_img_r1", f"{split}_r_mean"],

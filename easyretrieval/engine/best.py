@@ -1,6 +1,6 @@
 """The best epoch's files in a training run's folder, and `best.json`, the record of which epoch they hold.
 
-    OUTPUT_DIR/checkpoint_best.pth     the exported weights (official layout)
+    OUTPUT_DIR/checkpoint_best.pth     the exported weights (the task's export_layout)
     OUTPUT_DIR/<files of the task>     e.g. val_metrics.json, val_rankings.npz of that epoch
     OUTPUT_DIR/best.json               {"epoch", "split", "metric", "value", "files": [names in OUTPUT_DIR]}
 
@@ -13,6 +13,8 @@ import os
 import shutil
 from typing import List, Optional
 
+from easyretrieval.atomic_files import copy_atomic, write_json_atomic
+
 BEST_FILE = "checkpoint_best.pth"
 MANIFEST = "best.json"
 
@@ -24,11 +26,7 @@ def run_dir_of_checkpoint(path: str) -> str:
 
 def write_manifest(output_dir: str, epoch: int, split: str, metric: str, value: float, files: List[str]):
     record = {"epoch": epoch, "split": split, "metric": metric, "value": value, "files": list(files)}
-    path = os.path.join(output_dir, MANIFEST)
-    with open(path + ".part", "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(path + ".part", path)
+    write_json_atomic(os.path.join(output_dir, MANIFEST), record, indent=2)
 
 
 def read_manifest(run_dir: str) -> Optional[dict]:
@@ -64,8 +62,7 @@ def adopt_best(output_dir: str, source_dir: str, epoch: int) -> bool:
             shutil.rmtree(target, ignore_errors=True)
             os.rename(target + ".part", target)
         else:
-            shutil.copy2(path, target + ".part")
-            os.replace(target + ".part", target)
+            copy_atomic(path, target)
     record = read_manifest(source_dir)
     write_manifest(output_dir, record["epoch"], record.get("split"), record.get("metric"), record.get("value"),
                    record["files"])

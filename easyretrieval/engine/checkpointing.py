@@ -5,7 +5,7 @@ Layout under `root` (output_dir/checkpoints):
       mp_rank_00_model_states.pt, *optim_states.pt ...   written by engine.save_checkpoint
       rank_state_00000.pt ...                             rank-local state (RNG, momentum shadows, meters)
       COMPLETE                                            JSON marker, written last: step, world size,
-                                                          epoch position and the run's record (`run`)
+                                                          epoch position, the app and the run's record (`run`)
   latest                    name of the newest complete checkpoint (replaced atomically)
   .tmp-step_00000150/       a save in progress; never read, removed by the next save or resume
 
@@ -19,6 +19,7 @@ import re
 import shutil
 from typing import Optional, Tuple
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.errors import UserError
 
@@ -34,15 +35,6 @@ def checkpoint_name(global_step: int) -> str:
 
 def _rank_state_file(directory, rank):
     return os.path.join(directory, f"rank_state_{rank:05d}.pt")
-
-
-def _write_atomic(path, data: bytes):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path):
@@ -107,19 +99,22 @@ def resolve_resume(resume: str, root: str) -> Optional[str]:
     elif os.path.isdir(path) and not is_complete(path):
         path = find_latest(path) or path
     if not os.path.isdir(path) or not is_complete(path):
-        raise UserError(f"resume: '{resume}' is not a complete checkpoint (use resume=auto or a step_* dir)")
+        raise UserError(f"resume: '{resume}' is not a complete checkpoint (give 'auto' or a step_* dir)")
     return path
 
 
 class CheckpointManager:
     """Saves and loads resumable checkpoints of one DeepSpeed engine; every rank calls every method."""
 
-    def __init__(self, root: str, dist: DistInfo, keep_last: int = 2):
+    def __init__(self, root: str, dist: DistInfo, keep_last: int = 2, app: str = ""):
+        """app: the registered name of the app training (kept in every marker; `easyretrieval export` asks
+        that app for its layout); '' for none."""
         if keep_last < 1:
             raise ValueError("keep_last must be >= 1")
         self.root = root
         self.dist = dist
         self.keep_last = keep_last
+        self.app = app
 
     def _remove_partial(self):
         if self.dist.is_main and os.path.isdir(self.root):
@@ -142,20 +137,21 @@ class CheckpointManager:
         os.makedirs(tmp, exist_ok=True)
         import torch  # here, not at the top: resolving a resume before any work needs no torch
 
-        torch.save(rank_state, _rank_state_file(tmp, self.dist.rank) + ".part")
-        os.replace(_rank_state_file(tmp, self.dist.rank) + ".part", _rank_state_file(tmp, self.dist.rank))
+        write_atomic(_rank_state_file(tmp, self.dist.rank), lambda handle: torch.save(rank_state, handle))
         barrier()
         if self.dist.is_main:
             marker = {"global_step": global_step, "world_size": self.dist.world_size,
                       "epoch": client_state.get("epoch"), "step_in_epoch": client_state.get("step_in_epoch")}
+            if self.app:
+                marker["app"] = self.app
             if record is not None:
                 marker["run"] = record
-            _write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())
+            write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())
             if os.path.isdir(final):  # an older run's checkpoint of the same step: replace it
                 shutil.rmtree(final)
             os.rename(tmp, final)
             _fsync_dir(self.root)
-            _write_atomic(os.path.join(self.root, LATEST), name.encode())
+            write_atomic(os.path.join(self.root, LATEST), name.encode())
             self._prune()
         barrier()
         return final

@@ -10,7 +10,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 from easyretrieval.errors import UserError
 from easyretrieval.text_input import read_text_file
@@ -42,6 +42,11 @@ class DsParams:
     gradient_clipping: float = 0.0
     precision: str = ""  # '' keeps the file's setting
     zero_stage: Optional[int] = None  # None keeps the file's setting
+    names: Tuple[Tuple[str, str], ...] = ()  # (field, the app's parameter for it), for messages
+
+    def name(self, field_name: str) -> str:
+        """How the user sets `field_name`: the app's parameter name, else the field's own."""
+        return dict(self.names).get(field_name, field_name)
 
 
 def load_ds_config(path: Optional[str]) -> dict:
@@ -72,12 +77,13 @@ def _fill(config, key, value, param_name, where):
         )
 
 
-def precision_of(config: dict) -> str:
-    """'bf16', 'fp16' or 'fp32' as the (filled) config enables it."""
+def precision_of(config: dict, setting: str = "precision") -> str:
+    """'bf16', 'fp16' or 'fp32' as the (filled) config enables it; `setting`: what overrides it, for the
+    message when both are enabled."""
     bf16 = bool(config.get("bf16", {}).get("enabled", False)) or bool(config.get("bfloat16", {}).get("enabled", False))
     fp16 = bool(config.get("fp16", {}).get("enabled", False))
     if bf16 and fp16:
-        raise UserError("DeepSpeed config enables both bf16 and fp16; enable one (or set precision=...)")
+        raise UserError(f"DeepSpeed config enables both bf16 and fp16; enable one (or set {setting}=...)")
     return "bf16" if bf16 else "fp16" if fp16 else "fp32"
 
 
@@ -93,19 +99,20 @@ def build_ds_config(base: dict, params: DsParams, world_size: int, where: str = 
     config = copy.deepcopy(base)
     if "optimizer" in config or "scheduler" in config:
         raise UserError(
-            f"{where}: remove the 'optimizer'/'scheduler' sections; the engine uses AdamW with init_lr, "
-            "weight_decay and the cosine schedule from the app's parameters"
+            f"{where}: remove the 'optimizer'/'scheduler' sections; the engine uses AdamW with the learning "
+            "rate, weight decay and cosine schedule of the app's parameters"
         )
     gas = params.gradient_accumulation_steps
-    _fill(config, "train_micro_batch_size_per_gpu", params.micro_batch_size, "batch_size_train", where)
-    _fill(config, "gradient_accumulation_steps", gas, "gradient_accumulation_steps", where)
+    micro, accumulation = params.name("micro_batch_size"), params.name("gradient_accumulation_steps")
+    _fill(config, "train_micro_batch_size_per_gpu", params.micro_batch_size, micro, where)
+    _fill(config, "gradient_accumulation_steps", gas, accumulation, where)
     _fill(config, "train_batch_size", params.micro_batch_size * gas * world_size,
-          "batch_size_train x gradient_accumulation_steps x world size", where)
-    _fill(config, "gradient_clipping", float(params.gradient_clipping), "gradient_clipping", where)
+          f"{micro} x {accumulation} x world size", where)
+    _fill(config, "gradient_clipping", float(params.gradient_clipping), params.name("gradient_clipping"), where)
 
     if params.precision:
         if params.precision not in PRECISIONS:
-            raise UserError(f"precision '{params.precision}' is not one of {', '.join(PRECISIONS)}")
+            raise UserError(f"{params.name('precision')} '{params.precision}' is not one of {', '.join(PRECISIONS)}")
         config.pop("bfloat16", None)
         config.setdefault("bf16", {})["enabled"] = params.precision == "bf16"
         fp16 = config.setdefault("fp16", {})
@@ -113,7 +120,7 @@ def build_ds_config(base: dict, params: DsParams, world_size: int, where: str = 
         if params.precision == "fp16":
             for key, value in DEFAULT_DS_CONFIG["fp16"].items():
                 fp16.setdefault(key, value)
-    precision_of(config)  # both enabled is an error
+    precision_of(config, params.name("precision"))  # both enabled is an error
 
     zero = config.setdefault("zero_optimization", {})
     if params.zero_stage is not None:
@@ -122,7 +129,8 @@ def build_ds_config(base: dict, params: DsParams, world_size: int, where: str = 
     if stage not in (0, 1, 2, 3):
         raise UserError(f"{where}: zero_optimization.stage must be 0, 1, 2 or 3, not {stage}")
     if stage < 3 and "offload_param" in zero:
-        raise UserError(f"{where}: offload_param needs ZeRO stage 3 (zero_stage={stage}); use zero_stage=3")
+        zero_stage = params.name("zero_stage")
+        raise UserError(f"{where}: offload_param needs ZeRO stage 3 ({zero_stage}={stage}); use {zero_stage}=3")
     if stage == 0 and "offload_optimizer" in zero:
         raise UserError(f"{where}: offload_optimizer needs ZeRO stage 1-3")
     if "offload_optimizer" in zero or "offload_param" in zero:

@@ -4,16 +4,22 @@ In-process (`consolidated_state_dict`, a collective): trainable parameters come 
 master copy (gathered under ZeRO-3), frozen parameters are gathered, buffers are taken as they are.
 Offline (`consolidate_checkpoint`): DeepSpeed's zero_to_fp32 for ZeRO 1-3 checkpoints, overlaid on the
 module state saved by rank 0 (which holds frozen parameters and buffers under ZeRO 0-2).
-The result is saved in the official layout `{'model': state_dict}`, written atomically.
+Tensors keep the shapes of the module's parameters. What is saved is the layout of the app that trained the
+checkpoint (`App.export_layout`, the app named in the checkpoint's marker), written atomically.
 """
 import argparse
 import glob
 import os
 from collections import OrderedDict
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
+from easyretrieval.atomic_files import write_atomic
+from easyretrieval.engine.checkpointing import find_latest, is_complete, read_marker_or_none
 from easyretrieval.errors import UserError
-from easyretrieval.registry import register_command
+from easyretrieval.registry import get_app, register_command
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, not when the CLI lists its commands
+    import torch
 
 
 def _fp32(tensor):
@@ -22,8 +28,11 @@ def _fp32(tensor):
 
 
 def consolidated_state_dict(engine) -> "OrderedDict[str, torch.Tensor]":
-    """The full fp32 state dict of `engine.module` on every rank (call on every rank)."""
+    """The full fp32 state dict of `engine.module` on every rank (call on every rank); each parameter in
+    its parameter's shape, buffers as the module's state dict holds them."""
     from deepspeed.utils import safe_get_full_fp32_param
+
+    from easyretrieval.engine.deepspeed_compat import full_shape  # imports torch: not at the CLI's start
 
     module = engine.module
     zero3 = engine.zero_optimization_partition_weights()
@@ -36,7 +45,7 @@ def consolidated_state_dict(engine) -> "OrderedDict[str, torch.Tensor]":
             continue
         full = safe_get_full_fp32_param(param) if param.requires_grad else None
         if full is not None:
-            out[key] = _fp32(full).view(param.ds_shape if zero3 else param.shape)
+            out[key] = _fp32(full).view(full_shape(param))
         elif zero3:
             import deepspeed
 
@@ -51,11 +60,7 @@ def save_atomic(obj, path: str) -> str:
     """torch.save to `path` through a temporary file, so a crash never leaves a half-written file."""
     import torch
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".part"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def _module_state_from_rank0(checkpoint_dir):
@@ -89,16 +94,18 @@ def consolidate_checkpoint(checkpoint_dir: str) -> "OrderedDict[str, torch.Tenso
     return out
 
 
-def export_checkpoint(checkpoint_dir: str, output_path: str, layout=lambda sd: {"model": sd}) -> Dict[str, int]:
-    """Consolidate `checkpoint_dir` and save `layout(state_dict)` to `output_path`; returns a summary."""
+def export_checkpoint(checkpoint_dir: str, output_path: str, layout=None) -> Dict[str, int]:
+    """Consolidate `checkpoint_dir` and save `layout(state_dict)` to `output_path` (default layout: the one
+    of the app named in the checkpoint's marker; the bare state dict when it names none); returns a summary."""
     state_dict = consolidate_checkpoint(checkpoint_dir)
+    if layout is None:
+        app = (read_marker_or_none(checkpoint_dir) or {}).get("app")
+        layout = get_app(app).export_layout if app else (lambda sd: sd)
     save_atomic(layout(state_dict), output_path)
     return {"tensors": len(state_dict), "numel": sum(v.numel() for v in state_dict.values())}
 
 
 def _resolve_checkpoint_dir(path):
-    from easyretrieval.engine.checkpointing import find_latest, is_complete
-
     if is_complete(path):
         return path
     for root in (os.path.join(path, "checkpoints"), path):
@@ -110,8 +117,8 @@ def _resolve_checkpoint_dir(path):
     raise UserError(f"export: no checkpoint in '{path}' (pass an output_dir, its checkpoints/ or a step_* dir)")
 
 
-@register_command("export", help="consolidate a training checkpoint (any ZeRO stage) into official "
-                                 "{'model': state_dict} weights")
+@register_command("export", help="consolidate a training checkpoint (any ZeRO stage) into fp32 weights in "
+                                 "the layout of the app that trained it")
 def export_command(argv) -> int:
     args = _parser().parse_args(argv)
     checkpoint_dir = _resolve_checkpoint_dir(args.checkpoint)
@@ -124,7 +131,8 @@ def export_command(argv) -> int:
 def _parser():
     p = argparse.ArgumentParser(
         prog="easyretrieval export",
-        description="Consolidate a (ZeRO 0-3) training checkpoint into fp32 weights in the official BLIP layout.",
+        description="Consolidate a (ZeRO 0-3) training checkpoint into fp32 weights in the layout of the app "
+                    "that trained it.",
     )
     p.add_argument("checkpoint", help="an output_dir (its latest checkpoint), its checkpoints/ dir, or a step_* dir")
     p.add_argument("--output", default=None, help="output file (default: <checkpoint>/model_fp32.pth)")

@@ -7,6 +7,9 @@ from typing import Dict, Mapping
 
 import torch
 
+from easyretrieval.atomic_files import write_atomic
+from easyretrieval.distributed import multi_rank
+
 
 class RunningMeans:
     """Sums and counts of named scalars; `state`/`load` let an exact resume continue the epoch's means."""
@@ -28,7 +31,7 @@ class RunningMeans:
         import torch.distributed as dist
 
         keys = sorted(self.sums)
-        if not keys or not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not keys or not multi_rank():
             return {k: self.sums[k] / self.counts[k] for k in keys}
         t = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64)
         if dist.get_backend() == "nccl":
@@ -96,9 +99,7 @@ class RunLog:
             return
         with open(self.steps_path, encoding="utf-8") as f:
             kept = [line for line in f if _step_of(line) is not None and _step_of(line) <= global_step]
-        with open(self.steps_path + ".part", "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(self.steps_path + ".part", self.steps_path)
+        write_atomic(self.steps_path, "".join(kept))
 
     def close(self):
         if self._steps is not None:

@@ -56,8 +56,9 @@ class TrainTask:
         """Restore what `rank_state` returned."""
 
     def export_layout(self, state_dict: Dict[str, torch.Tensor]) -> object:
-        """The object saved as an exported checkpoint (default: the official `{'model': state_dict}`)."""
-        return {"model": state_dict}
+        """The object saved as an exported checkpoint (checkpoint_best.pth, checkpoint_final.pth) from the
+        consolidated fp32 `state_dict` (parameters in their parameters' shapes). Default: the state dict."""
+        return state_dict
 
     def save_pretrained(self, state_dict: Dict[str, torch.Tensor], folder: str, about: dict) -> None:
         """Write the best epoch's consolidated fp32 weights as a self-describing model folder (rank 0 only;

@@ -4,6 +4,7 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,11 +12,12 @@ from typing import Dict, List, Optional
 
 import torch
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
 from easyretrieval.engine.curves import CURVES_FILE, default_curve_specs, read_steps, write_training_curves
-from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op, scalar_safe_broadcast
+from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
@@ -32,6 +34,9 @@ FINAL_FILE = "checkpoint_final.pth"
 
 @dataclass
 class TrainerArgs:
+    """What the Trainer needs besides the task: where it writes, the schedule, checkpoints, best-epoch
+    selection. LRs are per optimizer step of the cosine schedule (cosine_lr), set once per epoch."""
+
     output_dir: str
     max_epoch: int
     init_lr: float
@@ -41,11 +46,12 @@ class TrainerArgs:
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
     run_record: Optional[dict] = None  # JSON: what this run is (parameters, data); saved in every checkpoint
+    app: str = ""  # the registered app name, saved in every checkpoint (`easyretrieval export` uses its layout)
     log_steps: int = 50
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
-    select_metric: str = "r_mean"
-    export_best: bool = True  # when the metric improves: official checkpoint_best.pth (fp32, {'model': ...})
+    select_metric: str = ""  # a metric the task's evaluate returns (the app names it); '' selects no best epoch
+    export_best: bool = True  # when the metric improves: checkpoint_best.pth (fp32, the task's export_layout)
     # and the task's save_pretrained folder OUTPUT_DIR/best
     export_final: bool = True  # checkpoint_final.pth after the last epoch
     progress: bool = True
@@ -67,6 +73,8 @@ class TrainState:
 
 @dataclass
 class FitResult:
+    """What `Trainer.fit` returns: the final loop state, the DeepSpeed engine and the exported files."""
+
     state: TrainState
     engine: object
     best_path: Optional[str]  # the best epoch's weights; None when there is no best epoch or they are lost
@@ -82,7 +90,7 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
     optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
     # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
     # initialised without it
-    with no_cpu_shm_comm_op(), scalar_safe_broadcast():
+    with no_cpu_shm_comm_op():
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine
 
@@ -93,13 +101,24 @@ def set_lr(engine, lr: float):
 
 
 class Trainer:
+    """The epoch loop over a TrainTask under DeepSpeed; every rank builds one and calls `fit` together.
+
+    ds_config: the filled DeepSpeed config (engine.ds_config.build_ds_config). `fit` resumes when
+    args.resume says so (UserError for a checkpoint of another world size or model), trains epoch by epoch
+    (an epoch's micro batches cut to whole optimizer steps; UserError when there is none), evaluates after
+    each epoch, exports the best and the final weights, and checkpoints at every epoch end (and every
+    args.save_steps optimizer steps). Files in args.output_dir: log.txt, train_steps.jsonl, curves.png,
+    checkpoints/, checkpoint_best.pth, best.json, best/ (when the task writes one), checkpoint_final.pth.
+    """
+
     def __init__(self, task: TrainTask, args: TrainerArgs, dist: DistInfo, ds_config: dict):
         self.task = task
         self.args = args
         self.dist = dist
         self.ds_config = ds_config
         self.gas = int(ds_config["gradient_accumulation_steps"])
-        self.checkpoints = CheckpointManager(os.path.join(args.output_dir, "checkpoints"), dist, args.keep_last)
+        self.checkpoints = CheckpointManager(os.path.join(args.output_dir, "checkpoints"), dist, args.keep_last,
+                                             args.app)
         self.log = RunLog(args.output_dir, enabled=dist.is_main)
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -151,12 +170,7 @@ class Trainer:
 
     def _rewrite_log(self, history):
         """log.txt as of the checkpoint: lines written after it (by the crashed run) are replayed."""
-        import json
-
-        with open(self.log.path + ".part", "w", encoding="utf-8") as f:
-            for record in history:
-                f.write(json.dumps(record) + "\n")
-        os.replace(self.log.path + ".part", self.log.path)
+        write_atomic(self.log.path, "".join(json.dumps(record) + "\n" for record in history))
 
     def _save(self, engine, state, means):
         client_state = {"trainer": asdict(state), "epoch": state.epoch, "step_in_epoch": state.step_in_epoch}
@@ -164,8 +178,8 @@ class Trainer:
         self.checkpoints.save(engine, state.global_step, client_state, rank_state, self.args.run_record)
 
     def _export(self, engine, filename, about=None):
-        """Consolidated fp32 weights as `filename` (official layout); with `about` (the best epoch) also as
-        the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
+        """Consolidated fp32 weights as `filename` (the task's export_layout); with `about` (the best epoch)
+        also as the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
         state_dict = consolidated_state_dict(engine)
         path = os.path.join(self.args.output_dir, filename)
         if self.dist.is_main:

@@ -15,7 +15,7 @@ what no committed shard holds. Each rank writes its own shards (names carry the 
 build one index without coordination. Rows are ordered by item id whatever the shard layout, so an
 appended or resumed build gives the same index as one uninterrupted build.
 
-FAISS kinds (inner product on L2-normalised vectors = cosine, as BLIP's ITC): "flat" (exact,
+FAISS kinds (inner product on L2-normalised vectors = cosine, as an ITC similarity): "flat" (exact,
 IndexFlatIP), "ivf" (IndexIVFFlat, nlist about 4 sqrt(N), nprobe) and "hnsw" (IndexHNSWFlat, M 32,
 efSearch); the approximate kinds record their recall@10 against exact search on a sample at build time.
 """

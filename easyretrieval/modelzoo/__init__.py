@@ -1,10 +1,31 @@
 """Model zoo: named checkpoints and URLs resolved to verified files in a local cache.
 
     from easyretrieval.modelzoo import resolve
-    resolve("blip_base_retrieval_flickr")  -> ~/.cache/easyretrieval/.../model_base_retrieval_flickr.pth
-"""
-from easyretrieval.modelzoo._cache import default_cache_dir
-from easyretrieval.modelzoo.catalog import CATALOG, ModelEntry
-from easyretrieval.modelzoo.resolver import find_cached, is_offline, resolve
+    resolve("bert-base-uncased")  -> the HF hub snapshot folder holding its vocab.txt
+    resolve("https://host/model.pth")  -> ~/.cache/easyretrieval/.../model.pth
 
-__all__ = ["CATALOG", "ModelEntry", "default_cache_dir", "find_cached", "is_offline", "resolve"]
+Apps register their named weights in the catalog (`catalog.register`) when they are imported.
+"""
+import importlib
+
+# Imported on first use (PEP 562): an app registering its catalog entries at import (easyretrieval.modelzoo.
+# catalog) must not pull in the download machinery (oss2) when the CLI only lists parameters.
+_EXPORTS = {
+    "CATALOG": "easyretrieval.modelzoo.catalog",
+    "ModelEntry": "easyretrieval.modelzoo.catalog",
+    "default_cache_dir": "easyretrieval.modelzoo._cache",
+    "find_cached": "easyretrieval.modelzoo.resolver",
+    "is_offline": "easyretrieval.modelzoo.resolver",
+    "resolve": "easyretrieval.modelzoo.resolver",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

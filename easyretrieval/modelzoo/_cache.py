@@ -14,6 +14,7 @@ import re
 import time
 import urllib.parse
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.log import get_logger
 
 CACHE_ENV = "EASYRETRIEVAL_CACHE"
@@ -59,11 +60,7 @@ def sha256_record_path(path):
 
 def write_sha256_record(path, hex_digest):
     """Write 'HEX  NAME' beside `path` atomically."""
-    record = sha256_record_path(path)
-    tmp = f"{record}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{hex_digest}  {os.path.basename(path)}\n")
-    os.replace(tmp, record)
+    write_atomic(sha256_record_path(path), f"{hex_digest}  {os.path.basename(path)}\n")
 
 
 def read_sha256_record(path):

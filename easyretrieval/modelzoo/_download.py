@@ -17,6 +17,7 @@ import time
 
 from oss2.utils import Crc64
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.log import get_logger
 from easyretrieval.modelzoo._cache import write_sha256_record
 from easyretrieval.modelzoo._sources import PermanentError, RangeNotSatisfiable, RemoteInfo, TransientError
@@ -94,10 +95,7 @@ def _load_state(part):
 
 
 def _save_state(part, info):
-    tmp = f"{part}.json.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(info.to_dict(), f)
-    os.replace(tmp, part + ".json")
+    write_atomic(part + ".json", json.dumps(info.to_dict()))
 
 
 def _verify(hashes, info, expected_size):

@@ -13,6 +13,7 @@ import re
 from typing import Optional, Sequence
 
 from easyretrieval.errors import UserError
+from easyretrieval.modelzoo._cache import default_cache_dir
 
 HUB_PREFIX = "hf://"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -73,8 +74,6 @@ def file_sha256(path):
 def verify_blob(path, what):
     """Hash the cached blob behind `path` and compare it with the name the hub gave it. Returns True when
     checked, False when the cache stores no hash name (copies instead of links)."""
-    from easyretrieval.modelzoo._cache import default_cache_dir
-
     blob = os.path.realpath(path)
     name = os.path.basename(blob)
     if not (_SHA256.match(name) or _SHA1.match(name)):

@@ -1,7 +1,9 @@
 """`easyretrieval models`: list the catalog and what is cached; `easyretrieval models fetch SPEC...` pre-fetches.
 
     easyretrieval models [--cache_dir DIR] [--json]
-    easyretrieval models fetch blip_base_retrieval_flickr oss://bucket/ann.json ...
+    easyretrieval models fetch NAME oss://bucket/ann.json ...
+
+The catalog holds what apps registered (easyretrieval.modelzoo.catalog); the table shows each entry's details.
 """
 import argparse
 import json
@@ -28,14 +30,22 @@ def _parser():
     return p
 
 
+def detail_keys():
+    """The details the catalog's entries describe themselves by, in the order they first appear."""
+    keys = []
+    for name in catalog.names():
+        keys += [k for k, _ in catalog.CATALOG[name].details if k not in keys]
+    return keys
+
+
 def catalog_rows(cache_dir):
     rows = []
+    keys = detail_keys()
     for name in catalog.names():
         entry = catalog.CATALOG[name]
-        rows.append({"name": name, "kind": entry.kind, "vit": entry.vit or "-",
-                     "image_size": entry.image_size or "-", "embed_dim": entry.embed_dim or "-",
-                     "finetuned_on": entry.finetuned_on or "-", "size": entry.approx_size,
-                     "cached": find_cached_entry(entry, cache_dir), "url": entry.url,
+        details = dict(entry.details)
+        rows.append({"name": name, "kind": entry.kind, **{k: details.get(k) or "-" for k in keys},
+                     "size": entry.approx_size, "cached": find_cached_entry(entry, cache_dir), "url": entry.url,
                      "description": entry.description})
     return rows
 
@@ -55,9 +65,9 @@ def models_command(argv):
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("NAME", "KIND", "VIT", "IMAGE_SIZE", "EMBED_DIM", "FINETUNED_ON", "SIZE", "CACHED")
-    table = [header] + [(r["name"], r["kind"], r["vit"], r["image_size"], r["embed_dim"], r["finetuned_on"],
-                         r["size"], r["cached"] or "-") for r in rows]
+    keys = detail_keys()
+    header = ("NAME", "KIND", *(k.upper() for k in keys), "SIZE", "CACHED")
+    table = [header] + [(r["name"], r["kind"], *(r[k] for k in keys), r["size"], r["cached"] or "-") for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]))

@@ -121,7 +121,7 @@ def resolve(spec, cache_dir=None, local_files_only=None, progress=True, hub_file
         return _hub.hub_files(repo_id, hub_files)
     remote = _remote_for(spec)
     if remote is None:
-        if "/" in spec:  # e.g. alibaba-pai/blip/flickr30k/annotation/flickr30k_train.json
+        if "/" in spec:  # a path relative to the modelzoo base, e.g. org/dataset/annotation/train.json
             url = catalog.base_url(catalog.MODELZOO) + spec
             remote = url, HttpSource(url), None
         else:

@@ -105,5 +105,7 @@ def test_training_does_not_mix_into_another_run(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"mode": "train"}))
     (tmp_path / "log.txt").write_text('{"epoch": 0}\n')
     with pytest.raises(UserError, match=r"holds an earlier training run \(log.txt\); continue it with resume=auto"):
+        run_dir.check_train_output_dir(str(tmp_path), continuing=False, how_to_continue="with resume=auto")
+    with pytest.raises(UserError, match=r"continue it by resuming from its checkpoints, or choose"):
         run_dir.check_train_output_dir(str(tmp_path), continuing=False)
     run_dir.check_train_output_dir(str(tmp_path), continuing=True)

@@ -1,5 +1,5 @@
 """Data of blip_retrieval: registered datasets, official transforms, validation, synthetic data, loaders."""
-from appzoo.blip_retrieval.data.builders import build_dataset, build_retrieval_dataset, data_files
+from appzoo.blip_retrieval.data.builders import DATASETS, build_dataset, data_files
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset, RetrievalTrainDataset
 from appzoo.blip_retrieval.data.loaders import create_eval_image_loader, create_train_loader
 from appzoo.blip_retrieval.data.prepare import prepare_data
@@ -9,7 +9,7 @@ from appzoo.blip_retrieval.data.transforms import create_transform
 from appzoo.blip_retrieval.data.validation import validate_annotations
 
 __all__ = [
-    "RandomAugment", "RetrievalEvalDataset", "RetrievalTrainDataset", "build_dataset", "build_retrieval_dataset",
+    "DATASETS", "RandomAugment", "RetrievalEvalDataset", "RetrievalTrainDataset", "build_dataset",
     "create_eval_image_loader", "create_train_loader", "create_transform", "data_files", "make_synthetic_dataset",
     "prepare_data", "validate_annotations",
 ]

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
-from easyretrieval.distributed import DistInfo
+from easyretrieval.distributed import DistInfo, split_range
 from easyretrieval.engine.rng import derive_seed, seeded_cpu_rngs
 from easyretrieval.errors import UserError
 
@@ -53,10 +53,10 @@ class ResumableDistributedSampler(DistributedSampler):
 
 
 class ContiguousSliceSampler(Sampler):
-    """Indices [rank * n // world, (rank + 1) * n // world): every image once, no padding duplicates."""
+    """This rank's `split_range` of n indices: every image once, no padding duplicates."""
 
     def __init__(self, n: int, rank: int, world_size: int):
-        self.start, self.end = rank * n // world_size, (rank + 1) * n // world_size
+        self.start, self.end = split_range(n, rank, world_size)
 
     def __iter__(self):
         return iter(range(self.start, self.end))

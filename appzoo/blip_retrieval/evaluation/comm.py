@@ -5,15 +5,16 @@ torch.distributed) every operation is the identity. The group is created once pe
 must create it together) with `timeout_s`, so a hung rank fails loudly instead of hanging for hours.
 """
 import datetime
-from typing import Optional
 
 import torch
 import torch.distributed as dist
 
+from easyretrieval.distributed import multi_rank
+
 
 class EvalComm:
     def __init__(self, timeout_s: float = 1800.0):
-        self.active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.active = multi_rank()
         self.group = None
         self.rank, self.world_size = 0, 1
         self.device = torch.device("cpu")
@@ -52,11 +53,3 @@ class EvalComm:
             tensor.copy_(buffer)
         return tensor
 
-    def barrier(self):
-        if self.active:
-            dist.barrier(group=self.group)
-
-
-def split_range(n: int, rank: int, world_size: int, offset: Optional[int] = 0):
-    """This rank's contiguous share [start, end) of n items (the same rule as the eval image loader)."""
-    return offset + rank * n // world_size, offset + (rank + 1) * n // world_size

@@ -23,11 +23,10 @@ try:  # torch >= 2.3
 except ImportError:  # older torch has no cuDNN attention backend to avoid
     SDPBackend = sdpa_kernel = None
 
-from easyretrieval.distributed import DistInfo, dist_info_from_env
+from easyretrieval.distributed import DistInfo, dist_info_from_env, split_range
 from easyretrieval.errors import UserError
-from easyretrieval.registry import register_evaluator
 
-from appzoo.blip_retrieval.evaluation.comm import EvalComm, split_range
+from appzoo.blip_retrieval.evaluation.comm import EvalComm
 from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_from_topk, itm_eval_topk
 from appzoo.blip_retrieval.evaluation.rerank_plan import image_groups, plan_rerank
 from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inference, unwrap
@@ -103,6 +102,43 @@ class TwoStageScores:
     stats: Dict[str, int]
 
 
+@dataclass
+class _Texts:
+    """Stage 1's result: every caption tokenized ([T, L] ids and mask, [T] lengths), ITC features [T, D],
+    and this rank's share [start, end)."""
+
+    ids: torch.Tensor
+    atts: torch.Tensor
+    lengths: torch.Tensor
+    feat: torch.Tensor
+    start: int
+    end: int
+
+
+@dataclass
+class _Images:
+    """Stage 2's result: this rank's image indices and embeddings [n, 1+P, Wv], every rank's indices, ITC
+    features [N_img, D] and which images were read [N_img] bool."""
+
+    local_index: torch.Tensor
+    all_index: torch.Tensor
+    embeds: torch.Tensor
+    feat: torch.Tensor
+    present: torch.Tensor
+
+
+@dataclass
+class _Candidates:
+    """Stage 3's result: ITC top-k of this rank's images (i2t, [n, k_i2t]) and of every text (t2i, [T, k_t2i])."""
+
+    k_i2t: int
+    k_t2i: int
+    i2t_sim: torch.Tensor
+    i2t_idx: torch.Tensor
+    t2i_sim: torch.Tensor
+    t2i_idx: torch.Tensor
+
+
 def _token_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
     """[T] tokens of each caption (CPU); the full width when the padding is not all on the right."""
     mask = attention_mask.cpu().long()
@@ -130,7 +166,6 @@ class _Progress:
             self.bar.close()
 
 
-@register_evaluator("blip_retrieval")
 class RetrievalEvaluator:
     """Two-stage image-text retrieval evaluation; every rank calls `evaluate` together.
 
@@ -165,6 +200,11 @@ class RetrievalEvaluator:
 
     # ------------------------------------------------------------------ public
     def evaluate(self, model, dataset, image_loader=None) -> EvalResult:
+        """Official two-stage retrieval metrics of `model` (a BlipRetrieval, or an engine/DDP wrapping one)
+        on `dataset` (RetrievalEvalDataset: .text, .img2txt, .txt2img; images through `image_loader`,
+        default this rank's slice). Returns EvalResult: metrics (txt_r1/5/10, img_r1/5/10, their means and
+        r_mean, in percent), the re-ranked top-k of both directions, timings and the images skipped as
+        unreadable. UserError for an empty dataset or half precision without a GPU; a collective."""
         model = unwrap(model)
         device = self.resolve_device(model)
         if image_loader is None:
@@ -242,62 +282,87 @@ class RetrievalEvaluator:
 
         k_i2t / k_t2i: candidates re-ranked per image / per text (0 = skip that direction; clipped to the
         gallery). Call inside `evaluate`'s context (eval mode, no grad, ZeRO-3 gathered) or equivalent.
+        Every rank calls it together (collectives); the stages are the methods below, each timed.
         """
         comm = self._communicator()
         timings = {}
-        tick = time.perf_counter()
-        text_ids, text_atts = self._tokenize(model, texts)
-        lengths = _token_lengths(text_atts)
-        start, end = split_range(len(texts), comm.rank, comm.world_size)
-        text_feat = comm.gather_rows(self._text_features(model, text_ids[start:end], text_atts[start:end],
-                                                         lengths[start:end], device))
-        timings["text_features_s"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        local_index, image_embeds, image_feat_local = self._image_features(model, image_loader, device)
+        def timed(name, stage, *args):
+            tick = time.perf_counter()
+            out = stage(*args)
+            timings[name] = time.perf_counter() - tick
+            return out
+
+        text = timed("text_features_s", self._text_stage, model, texts, comm, device)
+        image = timed("image_features_s", self._image_stage, model, image_loader, num_images, text.feat.shape[1],
+                      comm, device)
+        cand = timed("itc_topk_s", self._itc_stage, text, image, k_i2t, k_t2i, comm, device)
+        i2t_score, t2i_score, plan = timed("itm_rerank_s", self._itm_stage, model, text, image, cand, device)
+        i2t, t2i = timed("gather_scores_s", self._gather_stage, image, cand, i2t_score, t2i_score, comm)
+        stats = {
+            "num_images": num_images, "num_texts": len(texts), "missing_images": int((~image.present).sum()),
+            "k_i2t": cand.k_i2t, "k_t2i": cand.k_t2i, "world_size": comm.world_size,
+            "itm_pairs_this_rank": plan.num_pairs,
+            "itm_pairs_official": num_images * cand.k_i2t + len(texts) * cand.k_t2i,
+            "image_embeds_bytes_this_rank": image.embeds.numel() * image.embeds.element_size(),
+            "image_embeds_dtype": str(image.embeds.dtype).replace("torch.", ""),
+        }
+        return TwoStageScores(i2t, t2i, image.feat.cpu(), text.feat.cpu(), image.present, timings, stats)
+
+    def _text_stage(self, model, texts, comm, device) -> "_Texts":
+        """Stage 1: tokenize every caption; each rank encodes its share; ITC features gathered [T, D]."""
+        ids, atts = self._tokenize(model, texts)
+        lengths = _token_lengths(atts)
+        start, end = split_range(len(texts), comm.rank, comm.world_size)
+        feat = comm.gather_rows(self._text_features(model, ids[start:end], atts[start:end], lengths[start:end],
+                                                    device))
+        return _Texts(ids, atts, lengths, feat, start, end)
+
+    def _image_stage(self, model, image_loader, num_images, dim, comm, device) -> "_Images":
+        """Stage 2: each rank encodes its loader slice (keeping the embeddings); ITC features gathered
+        [N_img, D] (zeros for images no rank read); ValueError when the ranks' slices overlap."""
+        local_index, embeds, feat_local = self._image_features(model, image_loader, device)
         all_index = comm.gather_rows(local_index.to(device)).cpu()
-        image_feat = torch.zeros(num_images, text_feat.shape[1], device=device)
-        image_feat[all_index.to(device)] = comm.gather_rows(image_feat_local)
+        feat = torch.zeros(num_images, dim, device=device)
+        feat[all_index.to(device)] = comm.gather_rows(feat_local)
         present = torch.zeros(num_images, dtype=torch.bool)
         present[all_index] = True
         if int(present.sum()) != all_index.numel():
             raise ValueError("the ranks' image loaders overlap: every image must be encoded by exactly one rank")
-        timings["image_features_s"] = time.perf_counter() - tick
+        return _Images(local_index, all_index, embeds, feat, present)
 
-        tick = time.perf_counter()
-        k_i, k_t = min(k_i2t, len(texts)), min(k_t2i, int(present.sum()))
-        i2t_sim, i2t_idx = self._topk(image_feat[local_index.to(device)], text_feat, k_i, None)
-        t2i_sim, t2i_idx = self._topk(text_feat[start:end], image_feat, k_t, present.to(device))
-        t2i_sim, t2i_idx = comm.gather_rows(t2i_sim), comm.gather_rows(t2i_idx)
-        timings["itc_topk_s"] = time.perf_counter() - tick
+    def _itc_stage(self, text: "_Texts", image: "_Images", k_i2t, k_t2i, comm, device) -> "_Candidates":
+        """Stage 3: ITC top-k candidates: texts of this rank's images, images of this rank's text share
+        (gathered: every rank holds all texts' candidates)."""
+        k_i, k_t = min(k_i2t, text.ids.shape[0]), min(k_t2i, int(image.present.sum()))
+        i2t_sim, i2t_idx = self._topk(image.feat[image.local_index.to(device)], text.feat, k_i, None)
+        t2i_sim, t2i_idx = self._topk(text.feat[text.start:text.end], image.feat, k_t, image.present.to(device))
+        return _Candidates(k_i, k_t, i2t_sim, i2t_idx, comm.gather_rows(t2i_sim), comm.gather_rows(t2i_idx))
 
-        tick = time.perf_counter()
+    def _itm_stage(self, model, text: "_Texts", image: "_Images", cand: "_Candidates", device):
+        """Stage 4: every distinct candidate pair whose image this rank holds is scored once by ITM;
+        score = ITM positive logit + ITC similarity. Returns (i2t scores [local images, k_i2t], t2i scores
+        [T, k_t2i] with zeros where another rank scored, the plan)."""
+        num_images = image.present.shape[0]
         local_pos = torch.full((num_images,), -1, dtype=torch.long)
-        local_pos[local_index] = torch.arange(local_index.numel())
-        plan = plan_rerank(i2t_idx.cpu(), t2i_idx.cpu(), local_pos, len(texts))
-        pair_logit = self._rerank(model, plan, image_embeds, text_ids, text_atts, lengths, device)
-        i2t_score = pair_logit[plan.i2t_pair] + i2t_sim.float().cpu()
-        t2i_score = torch.zeros(t2i_idx.shape, dtype=torch.float32)
+        local_pos[image.local_index] = torch.arange(image.local_index.numel())
+        plan = plan_rerank(cand.i2t_idx.cpu(), cand.t2i_idx.cpu(), local_pos, text.ids.shape[0])
+        pair_logit = self._rerank(model, plan, image.embeds, text.ids, text.atts, text.lengths, device)
+        i2t_score = pair_logit[plan.i2t_pair] + cand.i2t_sim.float().cpu()
+        t2i_score = torch.zeros(cand.t2i_idx.shape, dtype=torch.float32)
         rows, cols = plan.t2i_rows, plan.t2i_cols
-        t2i_score[rows, cols] = pair_logit[plan.t2i_pair] + t2i_sim.float().cpu()[rows, cols]
-        timings["itm_rerank_s"] = time.perf_counter() - tick
+        t2i_score[rows, cols] = pair_logit[plan.t2i_pair] + cand.t2i_sim.float().cpu()[rows, cols]
+        return i2t_score, t2i_score, plan
 
-        tick = time.perf_counter()
+    def _gather_stage(self, image: "_Images", cand: "_Candidates", i2t_score, t2i_score, comm):
+        """Stage 5: the t2i scores summed over ranks, every image's i2t rows gathered; both sorted (TopK)."""
         comm.sum_(t2i_score)
-        i2t_rows_index = torch.full((num_images, k_i), -1, dtype=torch.long)
-        i2t_rows_score = torch.full((num_images, k_i), FILL_SCORE, dtype=torch.float32)
-        i2t_rows_index[all_index] = comm.gather_rows(i2t_idx.cpu())
-        i2t_rows_score[all_index] = comm.gather_rows(i2t_score)
-        timings["gather_scores_s"] = time.perf_counter() - tick
-        stats = {
-            "num_images": num_images, "num_texts": len(texts), "missing_images": int((~present).sum()),
-            "k_i2t": k_i, "k_t2i": k_t, "world_size": comm.world_size,
-            "itm_pairs_this_rank": plan.num_pairs, "itm_pairs_official": num_images * k_i + len(texts) * k_t,
-            "image_embeds_bytes_this_rank": image_embeds.numel() * image_embeds.element_size(),
-            "image_embeds_dtype": str(image_embeds.dtype).replace("torch.", ""),
-        }
-        return TwoStageScores(_sorted_topk(i2t_rows_index, i2t_rows_score), _sorted_topk(t2i_idx.cpu(), t2i_score),
-                              image_feat.cpu(), text_feat.cpu(), present, timings, stats)
+        num_images = image.present.shape[0]
+        i2t_rows_index = torch.full((num_images, cand.k_i2t), -1, dtype=torch.long)
+        i2t_rows_score = torch.full((num_images, cand.k_i2t), FILL_SCORE, dtype=torch.float32)
+        i2t_rows_index[image.all_index] = comm.gather_rows(cand.i2t_idx.cpu())
+        i2t_rows_score[image.all_index] = comm.gather_rows(i2t_score)
+        return _sorted_topk(i2t_rows_index, i2t_rows_score), _sorted_topk(cand.t2i_idx.cpu(), t2i_score)
 
     def _tokenize(self, model, texts):
         ids, atts = [], []
@@ -316,7 +381,7 @@ class RetrievalEvaluator:
             rows = order[i:i + self.text_batch_size]
             length = int(lengths[rows].max())
             b_ids, b_atts = ids[rows, :length].to(device), atts[rows, :length].to(device)
-            feat = model.text_feat(model.encode_text(b_ids, b_atts, first_token_only=True)).float()
+            feat = model.text_features(b_ids, b_atts).float()
             feats[rows.to(device)] = feat
         return feats
 

@@ -3,17 +3,17 @@
 Under ZeRO-3 every submodule's forward hooks all-gather its parameters and release them afterwards: each
 forward is a collective, so ranks doing different amounts of evaluation work would deadlock. Here the
 parameters of the inference modules are gathered once (`deepspeed.zero.GatheredParameters`, a collective
-all ranks enter together), and DeepSpeed's module hooks are set aside until the block ends, so forwards
-are purely local. Without ZeRO-3 parameters (`ds_id`), this is a no-op.
+all ranks enter together), and the forward hooks are set aside until the block ends
+(easyretrieval.engine.deepspeed_compat.forward_hooks_suspended), so forwards are purely local. Without
+ZeRO-3 parameters this is a no-op.
 """
 import contextlib
-from collections import OrderedDict
 
 from torch import nn
 
-INFERENCE_MODULES = ("visual_encoder", "vision_proj", "text_encoder", "text_proj", "itm_head")
-_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
-               "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+from easyretrieval.engine.deepspeed_compat import any_partitioned, forward_hooks_suspended
+
+from appzoo.blip_retrieval.model.parts import INFERENCE_MODULES
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -30,34 +30,14 @@ def inference_parameters(model: nn.Module):
     return list(model.parameters())
 
 
-def is_zero3(model: nn.Module) -> bool:
-    return any(hasattr(p, "ds_id") for p in model.parameters())
-
-
-@contextlib.contextmanager
-def _hooks_suspended(model: nn.Module):
-    saved = []
-    for module in model.modules():
-        for attr in _HOOK_DICTS:
-            hooks = getattr(module, attr, None)
-            if hooks:
-                saved.append((module, attr, hooks))
-                setattr(module, attr, OrderedDict())
-    try:
-        yield
-    finally:
-        for module, attr, hooks in saved:
-            setattr(module, attr, hooks)
-
-
 @contextlib.contextmanager
 def gathered_for_inference(model: nn.Module):
     """Full parameters and hook-free forwards inside the block under ZeRO-3; nothing otherwise."""
-    if not is_zero3(model):
+    if not any_partitioned(model):
         yield model
         return
     import deepspeed
 
     with deepspeed.zero.GatheredParameters(inference_parameters(model), modifier_rank=None):
-        with _hooks_suspended(model):
+        with forward_hooks_suspended(model):
             yield model

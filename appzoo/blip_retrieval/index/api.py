@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.distributed import DistInfo, barrier, group_active
 from easyretrieval.errors import UserError
 from easyretrieval.index import GalleryIndex, GalleryStore
 
@@ -50,7 +50,7 @@ class QueryHits:
 
 
 def _dist_from_torch() -> DistInfo:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if group_active():
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         return DistInfo(rank=rank, world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", rank)),
                         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.distributed import DistInfo, barrier, multi_rank
 from easyretrieval.errors import UserError
 from easyretrieval.index import GalleryIndex, GalleryStore
 from easyretrieval.secrets import mask_secrets
@@ -211,7 +211,7 @@ def build_index(model, items: GalleryItems, folder: str, options: BuildOptions, 
     mine = todo[dist.rank::dist.world_size]
     embedded = embed_share(model, items, mine, store, dist.rank, options)
     totals = torch.tensor([embedded], dtype=torch.long)
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and dist.world_size > 1:
+    if multi_rank():
         if torch.distributed.get_backend() == "nccl":
             totals = totals.cuda()
         torch.distributed.all_reduce(totals)  # also the barrier: every rank has committed

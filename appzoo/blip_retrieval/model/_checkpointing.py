@@ -8,9 +8,9 @@ def _deepspeed_checkpointing():
     """DeepSpeed's activation-checkpointing module when DeepSpeed is loaded and configured, else None."""
     if "deepspeed" not in sys.modules:  # never import DeepSpeed just to ask
         return None
-    from deepspeed.runtime.activation_checkpointing import checkpointing
+    import deepspeed
 
-    return checkpointing if checkpointing.is_configured() else None
+    return deepspeed.checkpointing if deepspeed.checkpointing.is_configured() else None  # its documented API
 
 
 def checkpoint(function, *args):

@@ -1,8 +1,9 @@
 """The BLIP retrieval model (official salesforce/BLIP models/blip_retrieval.py math, same state-dict layout).
 
 Training: `loss_ita, loss_itm = model(image, caption, alpha, idx)`. Inference: `encode_image`,
-`image_feat`, `encode_text`, `text_feat`, `itm_logits`, and the evaluator's fast path `cross_kv` +
-`itm_logits_cached` (image-side cross-attention keys/values computed once per image).
+`image_feat`, `encode_text`, `text_feat`, `text_features`, `itm_logits`, and the evaluator's fast path
+`cross_kv` + `itm_text_prefix` + `itm_logits_cached` (image-side cross-attention keys/values computed once
+per image, each caption's image-free prefix once).
 Public API (mixins, no change to the math or the state dict): `BlipRetrieval.from_pretrained(source)`,
 `save_pretrained(folder)` (pretrained.py) and `embed_images`, `embed_texts`, `match` (inference.py).
 """
@@ -13,22 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from easyretrieval.collectives import all_gather_with_grad, concat_all_gather
-from easyretrieval.registry import register_model
 
 from appzoo.blip_retrieval.model import losses
+from appzoo.blip_retrieval.model.cross_groups import CrossGroups, plan_cross_groups
 from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
 from appzoo.blip_retrieval.model.momentum import copy_params, momentum_update
+from appzoo.blip_retrieval.model.parts import MOMENTUM_PAIRS, QUEUE_BUFFERS
 from appzoo.blip_retrieval.model.pretrained import PretrainedMixin
 from appzoo.blip_retrieval.model.text_encoder import TextEncoder
 from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
 
-QUEUE_BUFFERS = ("image_queue", "text_queue", "idx_queue", "ptr_queue")
-MOMENTUM_PAIRS = (
-    ("visual_encoder", "visual_encoder_m"),
-    ("vision_proj", "vision_proj_m"),
-    ("text_encoder", "text_encoder_m"),
-    ("text_proj", "text_proj_m"),
-)
 
 
 class _LossPair(NamedTuple):
@@ -64,7 +59,6 @@ def _init_bert(module, std=0.02):
             nn.init.zeros_(sub.bias)
 
 
-@register_model("blip_retrieval")
 class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
     """BLIP ITC + ITM retrieval model.
 
@@ -74,6 +68,8 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         model.match(images, texts)  # [N, M] ITM probability
 
     config: BlipRetrievalConfig; tokenizer: BLIP's tokenizer (`create_tokenizer`), needed to tokenize.
+    The state dict is the official one (salesforce/BLIP models/blip_retrieval.py): checkpoints load with
+    model.checkpoint.load_state, which raises UserError for another model size.
     """
 
     def __init__(self, config, tokenizer=None):
@@ -82,7 +78,9 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         self.tokenizer = tokenizer
         vision_width, text_width, embed_dim = config.vision.width, config.text.hidden_size, config.embed_dim
         # Registration order gives the official state-dict order: temp, queues, then the modules.
-        self.temp = nn.Parameter(config.temp_init * torch.ones([]))
+        # temp is held as [1] (DeepSpeed's broadcasts view parameters as bytes, which a 0-dim tensor cannot
+        # do); the state dict holds it 0-dim, as official (_save_to_state_dict / _load_from_state_dict).
+        self.temp = nn.Parameter(config.temp_init * torch.ones([1]))
         self.register_buffer("image_queue", F.normalize(torch.randn(embed_dim, config.queue_size), dim=0))
         self.register_buffer("text_queue", F.normalize(torch.randn(embed_dim, config.queue_size), dim=0))
         self.register_buffer("idx_queue", torch.full((1, config.queue_size), -100))
@@ -102,6 +100,23 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         _init_bert(self.text_encoder)
         copy_params(self.momentum_pairs())
         self._momentum_shadow = {}  # float32 EMA state of momentum params whose live dtype is not fp32
+
+    # ----------------------------------------------------------------- official state-dict layout
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """temp saved 0-dim, as official (a ZeRO-3 placeholder without elements is saved as it is)."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        temp = destination.get(prefix + "temp")
+        if temp is not None and temp.numel() == 1:
+            destination[prefix + "temp"] = temp.reshape(())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """An official 0-dim temp loads into the [1] parameter."""
+        key = prefix + "temp"
+        if key in state_dict and state_dict[key].dim() == 0:
+            state_dict[key] = state_dict[key].reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # ----------------------------------------------------------------- state kept in float32
     def _apply(self, fn, recurse=True):
@@ -158,12 +173,18 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         """Normalised ITC feature [B, embed_dim] of the class token."""
         return F.normalize(self.vision_proj(image_embeds[:, 0, :]), dim=-1)
 
-    def encode_text(self, input_ids, attention_mask, first_token_only=False):
-        """Text-only mode (no cross-attention): [B, L] -> [B, L, Wt] ([B, 1, Wt] with first_token_only)."""
-        return self.text_encoder(input_ids, attention_mask, first_token_only=first_token_only)
+    def encode_text(self, input_ids, attention_mask):
+        """Text-only mode (no cross-attention): ids [B, L] int64, mask [B, L] -> [B, L, Wt]."""
+        return self.text_encoder(input_ids, attention_mask)
 
     def text_feat(self, text_embeds):
+        """Normalised ITC feature [B, embed_dim] of the [CLS] token of `encode_text`'s [B, L, Wt]."""
         return F.normalize(self.text_proj(text_embeds[:, 0, :]), dim=-1)
+
+    def text_features(self, input_ids, attention_mask):
+        """`text_feat(encode_text(...))` computing only the [CLS] token in the last layer (same numbers):
+        ids [B, L] int64, mask [B, L] -> [B, embed_dim], L2-normalised."""
+        return F.normalize(self.text_proj(self.text_encoder.first_token(input_ids, attention_mask)), dim=-1)
 
     def _enc_ids(self, input_ids):
         ids = input_ids.clone()
@@ -171,34 +192,45 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         return ids
 
     def itm_logits(self, image_embeds, input_ids, attention_mask):
-        """ITM logits [N, 2] of pairs (image_embeds[n], text n); [ENC] replaces the first token here."""
-        hidden = self.text_encoder(self._enc_ids(input_ids), attention_mask, image_embeds=image_embeds,
-                                   first_token_only=True)
-        return self.itm_head(hidden[:, 0, :])
+        """ITM logits [N, 2] of pairs (image_embeds[n] [1+P, Wv], text n); [ENC] replaces the first token."""
+        return self.itm_head(self.text_encoder.first_token_cross(self._enc_ids(input_ids), attention_mask,
+                                                                 image_embeds))
 
     def cross_kv(self, image_embeds):
-        """Cross-attention keys/values of every text layer for a set of images (compute once per image)."""
+        """Cross-attention keys/values of every text layer for a set of images [N, 1+P, Wv] (compute once)."""
         return self.text_encoder.cross_kv(image_embeds)
 
     def itm_text_prefix(self, input_ids, attention_mask):
-        """The image-independent start of the ITM pass of each caption ([ENC] ids), for `itm_logits_cached`."""
+        """The image-independent start of the ITM pass of each caption ([ENC] ids), for `itm_logits_cached`:
+        [B, L] -> [B, L, Wt]."""
         return self.text_encoder.text_prefix(self._enc_ids(input_ids), attention_mask)
 
     def itm_logits_cached(self, cross_kv, image_index, input_ids, attention_mask, text_prefix=None):
-        """`itm_logits` where row n uses image image_index[n] of the `cross_kv` set.
+        """`itm_logits` [N, 2] where row n uses image image_index[n] of the `cross_kv` set.
 
         The rows that share an image attend to its cached keys/values together (no per-row copy of them).
-        image_index: [N] in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
-        sync), or a `CrossGroups` plan from `text_encoder.plan_cross_groups`. text_prefix: the rows'
-        `itm_text_prefix` (computed once per caption), or None to compute it here.
+        image_index: [N] int64 in any order (rows sorted by image are cheapest; a CPU tensor avoids a device
+        sync), or a `CrossGroups` plan from `cross_groups.plan_cross_groups`. text_prefix: the rows'
+        `itm_text_prefix` [N, L, Wt] (computed once per caption; input_ids are then not read), or None to
+        compute it here. IndexError for an image_index outside the cached set.
         """
-        ids = self._enc_ids(input_ids) if text_prefix is None else input_ids
-        hidden = self.text_encoder(ids, attention_mask, cross_kv=cross_kv, image_index=image_index,
-                                   first_token_only=True, prefix=text_prefix)
-        return self.itm_head(hidden[:, 0, :])
+        if text_prefix is None:
+            text_prefix = self.itm_text_prefix(input_ids, attention_mask)
+        groups = image_index if isinstance(image_index, CrossGroups) else plan_cross_groups(
+            image_index, cross_kv.num_images)
+        return self.itm_head(self.text_encoder.first_token_cached(text_prefix, attention_mask, cross_kv, groups))
 
     # ----------------------------------------------------------------- training
     def forward(self, image, caption, alpha, idx):
+        """One training step's losses (official BLIP_Retrieval.forward): ITC with momentum distillation over
+        the queues, and ITM on the positives plus one hard negative per image and per text.
+
+        image: [B, 3, H, W] float (normalised as the official transform); caption: B strings (pre_caption'd);
+        alpha: distillation weight in [0, 1] (schedule.alpha_at); idx: [B] int64 image ids (captions of the
+        same image are positives of each other). Returns RetrievalLosses(loss_ita, loss_itm), two 0-dim
+        float32 tensors. Side effects, as official: temp clamped, momentum encoders updated (EMA), the
+        queues take this step's momentum features of every rank (a collective when distributed).
+        """
         with torch.no_grad():
             self.temp.clamp_(self.config.temp_min, self.config.temp_max)
         # The value is clamped again so that it holds even where the in-place clamp does not persist
@@ -247,7 +279,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         ids_all = torch.cat([enc_ids, enc_ids, ids_pool[neg_text]], dim=0)
         atts_all = torch.cat([atts, atts, atts_pool[neg_text]], dim=0)
         images_all = torch.cat([image_embeds, image_pool[neg_image], image_embeds], dim=0)
-        hidden = self.text_encoder(ids_all, atts_all, image_embeds=images_all)
+        hidden = self.text_encoder.forward_cross(ids_all, atts_all, images_all)
         logits = self.itm_head(hidden[:, 0, :])
         return losses.itm_loss(logits, image_embeds.shape[0]), neg_image, neg_text
 

@@ -12,14 +12,14 @@ from typing import List
 
 import torch
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.errors import UserError
 
+from appzoo.blip_retrieval.model.parts import MOMENTUM_PREFIXES, QUEUE_BUFFERS
 from appzoo.blip_retrieval.model.vision_encoder import interpolate_pos_embed
 
 POS_EMBED_KEYS = ("visual_encoder.pos_embed", "visual_encoder_m.pos_embed")
-QUEUE_KEYS = ("image_queue", "text_queue", "idx_queue", "ptr_queue")
 POSITION_IDS_KEYS = ("text_encoder.embeddings.position_ids", "text_encoder_m.embeddings.position_ids")
-MOMENTUM_PREFIXES = ("visual_encoder_m.", "vision_proj_m.", "text_encoder_m.", "text_proj_m.")
 # Keys of the pre-training checkpoints (model_base.pth, model_large.pth) that retrieval does not use.
 IGNORED_PREFIXES = ("text_decoder.",)
 IGNORED_KEYS = ("queue_ptr",)
@@ -123,7 +123,7 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
         if key not in model_shapes:
             continue
         if state[key].shape != model_shapes[key]:
-            if key in QUEUE_KEYS:  # official: a queue of another length is dropped and keeps its init
+            if key in QUEUE_BUFFERS:  # official: a queue of another length is dropped and keeps its init
                 del state[key]
                 report.initialised.append(f"{key} (queue length differs: official initial value)")
             else:
@@ -142,7 +142,7 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
     for key in unexpected:
         del state[key]
     missing = sorted(k for k in model_shapes if k not in state)
-    allowed = set(QUEUE_KEYS) | set(POSITION_IDS_KEYS)
+    allowed = set(QUEUE_BUFFERS) | set(POSITION_IDS_KEYS)
     unknown_missing = [k for k in missing if k not in allowed and not _is_momentum(k)]
     if unknown_missing:
         raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}")
@@ -183,6 +183,20 @@ def load_state(model, state, source="checkpoint"):
     return report
 
 
+def official_shapes(state_dict):
+    """`state_dict` with temp 0-dim as official, for tensors taken from the parameters (e.g. consolidated
+    by the engine: BlipRetrieval holds temp as [1]); the other tensors are the same objects."""
+    out = dict(state_dict)
+    if "temp" in out and out["temp"].shape == (1,):
+        out["temp"] = out["temp"].reshape(())
+    return out
+
+
+def official_layout(state_dict):
+    """What official BLIP saves and loads: `{'model': state_dict}` (models/blip.py load_checkpoint)."""
+    return {"model": official_shapes(state_dict)}
+
+
 def official_state_dict(model, dtype=torch.float32):
     """The model's state dict in the official layout, floating tensors as `dtype`; a float32 EMA shadow
     of the momentum encoders (kept when training in half precision) replaces their live values."""
@@ -202,8 +216,5 @@ def save_official(model_or_state_dict, path):
         state = official_state_dict(model_or_state_dict)
     else:
         state = {k: v.detach().cpu() for k, v in model_or_state_dict.items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save({"model": state}, tmp)
-    os.replace(tmp, path)
-    return path
+    layout = official_layout(state)
+    return write_atomic(path, lambda handle: torch.save(layout, handle))

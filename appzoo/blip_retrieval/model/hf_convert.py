@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from easyretrieval.errors import UserError
 
 from appzoo.blip_retrieval.model.config import create_config
+from appzoo.blip_retrieval.model.parts import HF_SHARED_PREFIXES, ONLINE_PREFIXES
 
 _VISION_NAMES = [  # (official name, HF name) under visual_encoder; {n} = block index; a trailing "." = a prefix
     ("visual_encoder.cls_token", "vision_model.embeddings.class_embedding"),
@@ -37,7 +38,7 @@ def _rules(pairs):
 
 _VISION_RULES = _rules(_VISION_NAMES)
 _REVERSE_RULES = _rules([(hf, official) for official, hf in _VISION_NAMES])
-_SHARED_PREFIXES = ("text_encoder.", "vision_proj.", "text_proj.", "itm_head.")
+_SHARED_PREFIXES = HF_SHARED_PREFIXES
 _POSITION_IDS = "text_encoder.embeddings.position_ids"  # not persistent in HF
 
 
@@ -180,7 +181,7 @@ def from_hf(hf_state_dict, config, extras=None, seed=0):
     state.update({k: v for k, v in extras.items() if k not in state})
     if _POSITION_IDS not in state:
         state[_POSITION_IDS] = torch.arange(config.text.max_position_embeddings).unsqueeze(0)
-    for key in [k for k in state if k.startswith(("visual_encoder.", "vision_proj.", "text_encoder.", "text_proj."))]:
+    for key in [k for k in state if k.startswith(ONLINE_PREFIXES)]:
         prefix, rest = key.split(".", 1)
         momentum_key = f"{prefix}_m.{rest}"
         if momentum_key not in state:

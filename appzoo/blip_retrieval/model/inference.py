@@ -138,8 +138,7 @@ class RetrievalInferenceMixin:
             for start in range(0, ids.shape[0], batch_size):
                 rows = slice(start, start + batch_size)
                 length = int(mask[rows].sum(dim=1).max())  # padding beyond the batch's longest is never read
-                hidden = self.encode_text(ids[rows, :length], mask[rows, :length], first_token_only=True)
-                feats.append(self.text_feat(hidden).float())
+                feats.append(self.text_features(ids[rows, :length], mask[rows, :length]).float())
         return torch.cat(feats)
 
     def match(self, images: ImageInput, texts: Sequence[str], batch_size: int = 256,

@@ -18,6 +18,8 @@ from typing import Optional
 
 from easyretrieval.errors import UserError
 
+from appzoo.blip_retrieval.catalog import PRETRAINED_ONLY
+
 FOLDER, HF, FILE = "folder", "hf", "file"
 
 
@@ -42,10 +44,11 @@ class PretrainedSource:
             if self.kind == FOLDER:  # an HF folder has no queue (blip_extras aside) nor caption length
                 sizes.update(queue_size=self.config.queue_size, max_words=self.config.max_words)
             return sizes
-        if self.entry is not None and self.entry.vit:
-            sizes = {"vit": self.entry.vit}
-            if self.entry.finetuned_on and self.entry.image_size:
-                sizes["image_size"] = self.entry.image_size
+        if self.entry is not None and self.entry.detail("vit"):  # details: appzoo/blip_retrieval/catalog.py
+            sizes = {"vit": self.entry.detail("vit")}
+            finetuned = self.entry.detail("finetuned_on", PRETRAINED_ONLY) != PRETRAINED_ONLY
+            if finetuned and self.entry.detail("image_size"):
+                sizes["image_size"] = self.entry.detail("image_size")
             return sizes
         return {}
 

@@ -4,7 +4,17 @@ Parameter names equal official models/med.py `BertModel(add_pooling_layer=False)
 `BlipTextModel`, so checkpoints load unchanged. Differences from those, none of which changes the math:
 attention runs through torch's scaled_dot_product_attention, and the image-side keys/values of the
 cross-attention can be computed once per image (`cross_kv`) and reused for many captions.
-Without image tokens (text-only mode, official mode='text') the cross-attention is skipped.
+
+One method per mode (B texts, L tokens, H = hidden_size, float as the weights; ids int64, mask 1/0):
+  forward(ids, mask) -> [B, L, H]                        text only (official mode='text')
+  forward_cross(ids, mask, image_embeds) -> [B, L, H]    cross-attention to image tokens ('multimodal')
+  first_token(ids, mask) -> [B, H]                       text only, token 0 ([CLS]: the ITC feature)
+  first_token_cross(ids, mask, image_embeds) -> [B, H]   cross-attention, token 0 ([ENC]: the ITM input)
+  first_token_cached(prefix, mask, cross_kv, groups) -> [N, H]   the re-rank fast path: cached image
+      keys/values (`cross_kv`), rows grouped by image (`plan_cross_groups`), the image-free prefix
+      (`text_prefix`) computed once per caption
+The first_token* methods compute only token 0 in the last layer: the same numbers for that token (its query
+attends to all keys/values), for callers that read only it.
 """
 import math
 from dataclasses import dataclass
@@ -15,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from appzoo.blip_retrieval.model._checkpointing import checkpoint
-from appzoo.blip_retrieval.model.cross_groups import CrossGroups, grouped_cross_attention, plan_cross_groups
+from appzoo.blip_retrieval.model.cross_groups import CrossGroups, grouped_cross_attention
 
 MASK_VALUE = -10000.0  # official MED: (1 - mask) * -10000
 
@@ -65,19 +75,29 @@ class MultiHeadAttention(nn.Module):
         return x.view(*x.shape[:-1], self.num_heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, states):
+        """Keys and values of `states` [N, S, kv_width]: two [N, heads, S, head_dim]."""
         return self._split(self.key(states)), self._split(self.value(states))
 
-    def forward(self, hidden, mask=None, states=None, kv=None, groups=None):
-        dropout_p = self.dropout_p if self.training else 0.0
-        if groups is not None:  # cached image keys/values, rows grouped by image (no per-row copy)
-            return grouped_cross_attention(self.query(hidden), kv[0], kv[1], groups, self.num_heads, dropout_p)
-        query = self._split(self.query(hidden))
-        key, value = kv if kv is not None else self.project_kv(hidden if states is None else states)
+    def _dropout_p(self):
+        return self.dropout_p if self.training else 0.0
+
+    def forward(self, hidden, states, mask=None):
+        """Queries of `hidden` [N, Q, H] attend to `states` [N, S, kv_width] (`mask`: additive, broadcast to
+        [N, heads, Q, S]): [N, Q, H]."""
+        return self.attend(hidden, *self.project_kv(states), mask=mask)
+
+    def attend(self, hidden, key, value, mask=None):
+        """Queries of `hidden` [N, Q, H] attend to keys/values [N, heads, S, head_dim]: [N, Q, H]."""
         context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, dropout_p=dropout_p,
+            self._split(self.query(hidden)), key, value, attn_mask=mask, dropout_p=self._dropout_p(),
             scale=1.0 / math.sqrt(self.head_dim),
         )
         return context.transpose(1, 2).flatten(2)
+
+    def attend_grouped(self, hidden, key, value, groups: CrossGroups):
+        """Rows of `hidden` [N, Q, H] attend to the cached keys/values [num_images, heads, S, head_dim] of
+        their image, rows sharing an image together (no per-row copy): [N, Q, H]."""
+        return grouped_cross_attention(self.query(hidden), key, value, groups, self.num_heads, self._dropout_p())
 
 
 class SelfOutput(nn.Module):
@@ -92,13 +112,18 @@ class SelfOutput(nn.Module):
 
 
 class Attention(nn.Module):
+    """An attention sub-layer with its residual output (official `BertAttention`)."""
+
     def __init__(self, config, kv_width):
         super().__init__()
         self.self = MultiHeadAttention(config, kv_width)
         self.output = SelfOutput(config, config.hidden_size)
 
-    def forward(self, hidden, mask=None, states=None, kv=None, groups=None):
-        return self.output(self.self(hidden, mask, states, kv, groups), hidden)
+    def forward(self, hidden, states, mask=None):
+        return self.output(self.self(hidden, states, mask), hidden)
+
+    def forward_cached(self, hidden, key, value, groups: CrossGroups):
+        return self.output(self.self.attend_grouped(hidden, key, value, groups), hidden)
 
 
 class Intermediate(nn.Module):
@@ -111,6 +136,12 @@ class Intermediate(nn.Module):
 
 
 class TextLayer(nn.Module):
+    """One MED layer: self-attention, cross-attention to image tokens (all attended), feed-forward.
+
+    Each step is a method, composed by TextEncoder per mode; `forward` / `forward_cross` are the whole
+    layer over every token, [B, L, H] -> [B, L, H].
+    """
+
     def __init__(self, config):
         super().__init__()
         self.attention = Attention(config, config.hidden_size)
@@ -118,18 +149,21 @@ class TextLayer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = SelfOutput(config, config.intermediate_size)
 
-    def forward(self, hidden, mask, image_states=None, image_key=None, image_value=None, groups=None,
-                first_token_only=False, self_attended=False):
-        if self_attended:  # `hidden` has been through this layer's self-attention (TextEncoder.text_prefix)
-            hidden = hidden[:, :1] if first_token_only else hidden
-        elif first_token_only:  # only row 0 is read on: its query still attends to every token's keys/values
-            hidden = self.attention(hidden[:, :1], mask, states=hidden)
-        else:
-            hidden = self.attention(hidden, mask)
-        if image_states is not None or image_key is not None:
-            kv = None if image_key is None else (image_key, image_value)
-            hidden = self.crossattention(hidden, None, image_states, kv, groups)  # image tokens: all attended
+    def self_attend(self, hidden, mask, first_token_only=False):
+        """[B, L, H] -> [B, L, H]; first_token_only: [B, 1, H], token 0's query attending to every token."""
+        query = hidden[:, :1] if first_token_only else hidden
+        return self.attention(query, hidden, mask)
+
+    def feed_forward(self, hidden):
         return self.output(self.intermediate(hidden), hidden)
+
+    def forward(self, hidden, mask):
+        """Text only (no image): [B, L, H] -> [B, L, H]."""
+        return self.feed_forward(self.self_attend(hidden, mask))
+
+    def forward_cross(self, hidden, mask, image_states):
+        """With cross-attention to `image_states` [B, P, Wv]: [B, L, H] -> [B, L, H]."""
+        return self.feed_forward(self.crossattention(self.self_attend(hidden, mask), image_states))
 
 
 class TextEncoderLayers(nn.Module):
@@ -139,7 +173,8 @@ class TextEncoderLayers(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """MED BertModel without pooler: `forward(input_ids, attention_mask, image_embeds=None) -> last hidden`."""
+    """MED BertModel without pooler; one method per mode (module docstring). Input ids [B, L] int64,
+    attention_mask [B, L] 1/0; image_embeds [B, 1+P, Wv] (Wv = config.encoder_width)."""
 
     def __init__(self, config):
         super().__init__()
@@ -153,6 +188,50 @@ class TextEncoder(nn.Module):
         mask = attention_mask[:, None, None, :].to(dtype)
         return (1.0 - mask) * MASK_VALUE
 
+    def _checkpointing(self):
+        return self.grad_ckpt and self.training and torch.is_grad_enabled()
+
+    # ------------------------------------------------------------------ every token (training, official modes)
+    def forward(self, input_ids, attention_mask):
+        """Text only (official mode='text'): [B, L] -> last hidden state [B, L, H]."""
+        hidden = self.embeddings(input_ids)
+        mask = self.extended_mask(attention_mask, hidden.dtype)
+        for layer in self.encoder.layer:
+            hidden = checkpoint(layer, hidden, mask) if self._checkpointing() else layer(hidden, mask)
+        return hidden
+
+    def forward_cross(self, input_ids, attention_mask, image_embeds):
+        """Cross-attention to `image_embeds` [B, 1+P, Wv] in every layer (official mode='multimodal'):
+        [B, L] -> last hidden state [B, L, H]."""
+        hidden = self.embeddings(input_ids)
+        mask = self.extended_mask(attention_mask, hidden.dtype)
+        for layer in self.encoder.layer:
+            if self._checkpointing():  # tensors as arguments: DeepSpeed's checkpoint sends gradients to them
+                hidden = checkpoint(layer.forward_cross, hidden, mask, image_embeds)
+            else:
+                hidden = layer.forward_cross(hidden, mask, image_embeds)
+        return hidden
+
+    # ------------------------------------------------------------------ token 0 only (inference)
+    def first_token(self, input_ids, attention_mask):
+        """Text only, token 0 of the last hidden state ([CLS], the ITC feature's input): [B, L] -> [B, H]."""
+        hidden = self.embeddings(input_ids)
+        mask = self.extended_mask(attention_mask, hidden.dtype)
+        *layers, last = self.encoder.layer
+        for layer in layers:
+            hidden = layer(hidden, mask)
+        return last.feed_forward(last.self_attend(hidden, mask, first_token_only=True))[:, 0]
+
+    def first_token_cross(self, input_ids, attention_mask, image_embeds):
+        """`forward_cross`'s token 0 ([ENC], the ITM head's input): [B, L] -> [B, H]."""
+        hidden = self.embeddings(input_ids)
+        mask = self.extended_mask(attention_mask, hidden.dtype)
+        *layers, last = self.encoder.layer
+        for layer in layers:
+            hidden = layer.forward_cross(hidden, mask, image_embeds)
+        hidden = last.crossattention(last.self_attend(hidden, mask, first_token_only=True), image_embeds)
+        return last.feed_forward(hidden)[:, 0]
+
     def cross_kv(self, image_embeds):
         """Cross-attention keys/values of every layer for `image_embeds` [N, 1+P, Wv]: compute once, reuse."""
         keys, values = [], []
@@ -163,41 +242,24 @@ class TextEncoder(nn.Module):
         return CrossKV(keys, values)
 
     def text_prefix(self, input_ids, attention_mask):
-        """Embeddings and the first layer's self-attention: the part that sees no image, so a caption's
-        prefix can be computed once and reused for every image it is paired with (`forward(prefix=...)`)."""
+        """Embeddings and the first layer's self-attention, the part that sees no image, so a caption's
+        prefix is computed once for every image it is paired with: [B, L] -> [B, L, H]."""
         hidden = self.embeddings(input_ids)
-        return self.encoder.layer[0].attention(hidden, self.extended_mask(attention_mask, hidden.dtype))
+        return self.encoder.layer[0].self_attend(hidden, self.extended_mask(attention_mask, hidden.dtype))
 
-    def forward(self, input_ids, attention_mask, image_embeds=None, cross_kv=None, image_index=None,
-                first_token_only=False, prefix=None):
-        """Text-only when neither `image_embeds` nor `cross_kv` is given.
-
-        first_token_only: the last layer computes only token 0 (returns [N, 1, H]): the same numbers for
-        that token (its query attends to all keys/values), for callers that read only it (the ITM head).
-        prefix: `text_prefix(input_ids, attention_mask)` computed earlier (input_ids is then not read).
-
-        With `cross_kv` (from `cross_kv()`), row n attends to image `image_index[n]` of the cached set
-        (all rows to image n when image_index is None and the counts match). `image_index` may also be a
-        `CrossGroups` plan (`plan_cross_groups`); the rows sharing an image attend to its cached
-        keys/values together, with no per-row copy. A CPU index avoids a device sync.
-        """
-        hidden = self.embeddings(input_ids) if prefix is None else prefix
-        mask = self.extended_mask(attention_mask, hidden.dtype)
-        groups = None
-        if cross_kv is not None and image_index is not None:
-            if not isinstance(image_index, CrossGroups):
-                image_index = plan_cross_groups(image_index, cross_kv.num_images)
-            groups = image_index.to(hidden.device)
+    def first_token_cached(self, prefix, attention_mask, cross_kv: CrossKV, groups: CrossGroups):
+        """`first_token_cross` of N (text, image) pairs from cached parts: `prefix` [N, L, H] (`text_prefix`
+        of each row's caption), `cross_kv` (of a set of images) and `groups` (which cached image each row
+        attends to: `plan_cross_groups`, rows sharing an image attend together): [N, H]."""
+        mask = self.extended_mask(attention_mask, prefix.dtype)
+        groups = groups.to(prefix.device)
         last = len(self.encoder.layer) - 1
+        hidden = prefix
         for i, layer in enumerate(self.encoder.layer):
-            first_only, self_attended = first_token_only and i == last, prefix is not None and i == 0
-            key = value = None
-            if cross_kv is not None:
-                key, value = cross_kv.keys[i], cross_kv.values[i]
-                if groups is None:
-                    key, value = key.to(hidden.dtype), value.to(hidden.dtype)
-            if self.grad_ckpt and self.training and torch.is_grad_enabled():
-                hidden = checkpoint(layer, hidden, mask, image_embeds, key, value, groups, first_only, self_attended)
-            else:
-                hidden = layer(hidden, mask, image_embeds, key, value, groups, first_only, self_attended)
-        return hidden
+            if i > 0:
+                hidden = layer.self_attend(hidden, mask, first_token_only=i == last)
+            elif last == 0:
+                hidden = hidden[:, :1]
+            hidden = layer.crossattention.forward_cached(hidden, cross_kv.keys[i], cross_kv.values[i], groups)
+            hidden = layer.feed_forward(hidden)
+        return hidden[:, 0]

@@ -2,6 +2,7 @@
 import os
 import re
 
+from easyretrieval.atomic_files import write_atomic
 from easyretrieval.errors import UserError
 from easyretrieval.text_input import decode_text, split_lines
 
@@ -102,9 +103,4 @@ def build_wordpiece_vocab(captions, out_path, vocab_size=8000, min_frequency=1, 
     if os.path.isdir(path) or path.endswith(os.sep):
         os.makedirs(path, exist_ok=True)
         path = os.path.join(path, "vocab.txt")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(tokens) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, "\n".join(tokens) + "\n")

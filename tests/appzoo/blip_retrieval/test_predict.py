@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
-from appzoo.blip_retrieval.evaluation import official_evaluation
 from appzoo.blip_retrieval.model.checkpoint import save_official
 from appzoo.blip_retrieval.predict import read_items
 from easyretrieval.errors import UserError
+from official_reference import official_evaluation  # benchmarks/ (tests/conftest.py puts it on sys.path)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluation"))
 from eval_fixtures import IMAGE_SIZE, make_model, make_tokenizer, write_gallery  # noqa: E402

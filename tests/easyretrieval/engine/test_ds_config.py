@@ -32,8 +32,10 @@ def test_auto_fields_filled_from_parameters():
 def test_number_that_agrees_is_kept_and_one_that_disagrees_fails():
     base = dict(DEFAULT_DS_CONFIG, train_micro_batch_size_per_gpu=8)
     assert build_ds_config(base, DsParams(8), 2)["train_micro_batch_size_per_gpu"] == 8
-    with pytest.raises(UserError, match="batch_size_train"):
+    with pytest.raises(UserError, match="micro_batch_size"):
         build_ds_config(base, DsParams(16), 2)
+    with pytest.raises(UserError, match="but my_batch gives 16"):  # the app's name for the parameter
+        build_ds_config(base, DsParams(16, names=(("micro_batch_size", "my_batch"),)), 2)
     with pytest.raises(UserError, match="train_batch_size"):
         build_ds_config(dict(DEFAULT_DS_CONFIG, train_batch_size=64), DsParams(8), 2)
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from easyretrieval.engine.schedule import alpha_at, cosine_lr
+from easyretrieval.engine.schedule import cosine_lr
 
 
 def test_cosine_lr_matches_official_formula_by_hand():
@@ -13,9 +13,3 @@ def test_cosine_lr_matches_official_formula_by_hand():
     lrs = [cosine_lr(e, 6, 1e-4, 0.0) for e in range(6)]
     assert lrs == sorted(lrs, reverse=True)
 
-
-def test_alpha_ramps_through_first_epoch_only():
-    assert alpha_at(0, 0, 10, 0.4) == 0.0
-    assert alpha_at(0, 5, 10, 0.4) == pytest.approx(0.2)
-    assert alpha_at(0, 10, 10, 0.4) == pytest.approx(0.4)
-    assert alpha_at(1, 0, 10, 0.4) == 0.4

@@ -4,6 +4,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from easyretrieval.engine.deepspeed_compat import local_shard
 from easyretrieval.engine.task import TrainTask
 
 N_TRAIN, N_VAL, DIM = 64, 32, 8
@@ -31,8 +32,7 @@ class ToyModel(nn.Module):
     @torch.no_grad()
     def _momentum_update(self):
         for p, p_m in zip(self.net.parameters(), self.net_m.parameters()):
-            src = p.ds_tensor if hasattr(p, "ds_tensor") else p.data
-            dst = p_m.ds_tensor if hasattr(p_m, "ds_tensor") else p_m.data
+            src, dst = local_shard(p), local_shard(p_m)
             dst.mul_(self.momentum).add_(src, alpha=1 - self.momentum)
 
     def forward(self, x, y=None, noise=0.0):
@@ -52,7 +52,7 @@ class ToyModel(nn.Module):
 
 
 class ToyTask(TrainTask):
-    def __init__(self, batch_size, rank=0, world_size=1, seed=0, noise=0.0, hooks=None):
+    def __init__(self, batch_size, rank=0, world_size=1, seed=0, noise=0.0):
         self.batch_size = batch_size
         self.rank, self.world_size = rank, world_size
         self.seed = seed
@@ -60,7 +60,6 @@ class ToyTask(TrainTask):
         self.x, self.y = _data(N_TRAIN, 1)
         self.vx, self.vy = _data(N_VAL, 2)
         self.losses = []  # mean loss over ranks at every micro step
-        self.hooks = hooks or {}
 
     def build_model(self):
         return ToyModel()
@@ -84,11 +83,6 @@ class ToyTask(TrainTask):
             mean /= dist.get_world_size()
         self.losses.append(float(mean))
         return {"loss": loss}
-
-    def after_optimizer_step(self, engine):
-        hook = self.hooks.get("after_step")
-        if hook is not None:
-            hook(engine)
 
     def evaluate(self, engine, epoch):
         with torch.no_grad():

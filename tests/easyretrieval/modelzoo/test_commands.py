@@ -1,8 +1,10 @@
-"""`easyretrieval models`: the catalog with what is cached, and `models fetch`."""
+"""`easyretrieval models`: the catalog with what is cached, and `models fetch`; blip_retrieval's entries,
+registered when the app is imported, stand for an app's."""
 import json
 
 import pytest
 
+import appzoo.blip_retrieval  # noqa: F401 - registers BLIP's catalog entries
 from easyretrieval.errors import UserError
 from easyretrieval.modelzoo import CATALOG
 from easyretrieval.modelzoo.commands import models_command
@@ -17,7 +19,7 @@ def test_catalog_records_what_each_name_is():
     for vit in ("base", "large"):
         for data in ("coco", "flickr"):
             entry = CATALOG[f"salesforce_blip_{vit}_retrieval_{data}"]
-            assert entry.url.endswith(f"/BLIP/models/model_{vit}_retrieval_{data}.pth") and entry.vit == vit
+            assert entry.url.endswith(f"/BLIP/models/model_{vit}_retrieval_{data}.pth") and entry.detail("vit") == vit
     assert all(e.approx_size and e.description for e in CATALOG.values())
 
 

@@ -7,6 +7,7 @@ import tarfile
 
 import pytest
 
+import appzoo.blip_retrieval  # noqa: F401 - registers BLIP's catalog entries (names resolved below)
 from easyretrieval.errors import UserError
 from easyretrieval.modelzoo import resolve
 from easyretrieval.modelzoo._cache import cache_path, read_sha256_record

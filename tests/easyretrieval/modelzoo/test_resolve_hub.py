@@ -61,7 +61,7 @@ def test_default_tokenizer_comes_from_the_hub_checked_by_sha256(hub, monkeypatch
 
 
 def test_a_hub_file_unlike_the_catalog_is_refused(hub, monkeypatch):
-    entry = catalog.ModelEntry("tok", "org/tok", catalog.HUGGINGFACE, "tokenizer", None, None, "-", "test",
+    entry = catalog.ModelEntry("tok", "org/tok", catalog.HUGGINGFACE, "tokenizer", "-", "test",
                                files=(("vocab.txt", hashlib.sha256(VOCAB).hexdigest()),))
     monkeypatch.setitem(catalog.CATALOG, "tok", entry)
     hub.add_repo("org/tok", {"vocab.txt": VOCAB + b"cat\n"})

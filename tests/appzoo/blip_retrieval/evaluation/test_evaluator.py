@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
+from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval
 from appzoo.blip_retrieval.evaluation.metrics import dense_from_topk
+from official_reference import official_evaluation  # benchmarks/ (tests/conftest.py puts it on sys.path)
 from eval_fixtures import make_model
 
 

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
-from appzoo.blip_retrieval.components import format_recall
+from appzoo.blip_retrieval.evaluation.outputs import format_recall
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from appzoo.blip_retrieval.evaluation.comm import EvalComm
 from eval_fixtures import IMAGE_SIZE, make_model, write_gallery
@@ -64,7 +64,7 @@ def _hang_worker(rank, port, results):
                 results[0] = f"raised {type(e).__name__}"
             results["raised_at"] = time.monotonic()  # CLOCK_MONOTONIC: one clock for both processes
         else:
-            time.sleep(20)  # a rank that never joins (the default timeout would hang for 30 minutes)
+            time.sleep(8)  # a rank that never joins (the default timeout would hang for 30 minutes)
             results["woke_at"] = time.monotonic()
     finally:
         dist.destroy_process_group()

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from index_fixtures import NUM_IMAGES, check_html, gallery_paths, make_setup
 
 from appzoo.blip_retrieval import Index

@@ -41,9 +41,9 @@ def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text):
     enc = tok.input_ids.clone()
     enc[:, 0] = m.tokenizer.enc_token_id
     atts = tok.attention_mask
-    pos = m.text_encoder(enc, atts, image_embeds=image_embeds)
-    neg = m.text_encoder(torch.cat([enc, enc[neg_text]]), torch.cat([atts, atts[neg_text]]),
-                         image_embeds=torch.cat([image_embeds[neg_image], image_embeds]))
+    pos = m.text_encoder.forward_cross(enc, atts, image_embeds)
+    neg = m.text_encoder.forward_cross(torch.cat([enc, enc[neg_text]]), torch.cat([atts, atts[neg_text]]),
+                                       torch.cat([image_embeds[neg_image], image_embeds]))
     logits = m.itm_head(torch.cat([pos[:, 0, :], neg[:, 0, :]]))
     bs = len(idx)
     labels = torch.cat([torch.ones(bs, dtype=torch.long), torch.zeros(2 * bs, dtype=torch.long)])
@@ -143,7 +143,7 @@ def test_itm_fast_path_equals_itm_logits(tokenizer):
 @torch.no_grad()
 def test_itm_fast_path_uneven_groups_equals_itm_logits(tokenizer):
     """1 text for one image, 7 for another, images with none; sorted, unsorted and as a plan."""
-    from appzoo.blip_retrieval.model.text_encoder import plan_cross_groups
+    from appzoo.blip_retrieval.model.cross_groups import plan_cross_groups
 
     model = tiny_model(tokenizer).eval()
     captions = [CAPTIONS[i % len(CAPTIONS)] + " " + "dog" * (i % 3) for i in range(8)]

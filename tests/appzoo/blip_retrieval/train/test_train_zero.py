@@ -1,5 +1,5 @@
-"""blip_retrieval training under DeepSpeed with 2 CPU ranks: every ZeRO stage trains, ZeRO 1-3 match plain
-fp32 data parallel (ZeRO-0: official DDP semantics, per-rank ITC), vit=tiny on the synthetic data."""
+"""blip_retrieval training under DeepSpeed with 2 CPU ranks: ZeRO 1-3 match plain fp32 data parallel, an epoch
+trains (ZeRO-0: official DDP semantics, per-rank ITC), vit=tiny on the synthetic data."""
 import json
 import os
 
@@ -35,9 +35,10 @@ def test_zero_stage_matches_data_parallel_fp32(synthetic, tmp_path, data_paralle
     assert got["state_dict"]["temp"].shape == torch.Size([])  # official layout kept
 
 
-@pytest.mark.parametrize("stage", [1, 2, 3])
-def test_each_zero_stage_trains(synthetic, tmp_path, stage):
-    run_worker(synthetic, tmp_path, "--stage", stage, "--epochs", 1)
+def test_one_epoch_trains_and_evaluates(synthetic, tmp_path):
+    """A whole epoch under the default ZeRO-1 (the stage-equivalence tests above show ZeRO 2 and 3 compute
+    the same numbers; test_train_resume.py runs whole epochs under ZeRO-3)."""
+    run_worker(synthetic, tmp_path, "--stage", 1, "--epochs", 1)
     result = load_result(tmp_path)
     losses = result["losses"]
     # Loss falls: by 0.20 in this epoch from the official initialisation (the class token trunc-normal 0.02;

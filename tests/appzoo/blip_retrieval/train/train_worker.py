@@ -89,7 +89,7 @@ def main(argv=None):
     task.rank_state = lambda model: dict(rank_state(model), test_losses=list(losses))
     task.load_rank_state = lambda model, s: (load_rank_state(model, s), losses.extend(s["test_losses"]))
     result = trainer.fit()
-    state_dict = consolidated_state_dict(result.engine)
+    state_dict = BlipRetrievalApp.export_layout(consolidated_state_dict(result.engine))["model"]  # official
     torch.save({"losses": losses, "state_dict": state_dict, "state": result.state,
                 "momentum_shadow": result.engine.module.momentum_state_dict(), "parts": parts},
                os.path.join(a.out, f"result_rank{info.rank}.pt"))

@@ -1,4 +1,5 @@
-"""REFERENCE BASELINE: a faithful re-implementation of official BLIP's evaluation loop (single process).
+"""REFERENCE BASELINE: a faithful re-implementation of official BLIP's evaluation loop (single process), for
+benchmarks/eval_speed.py and the tests that compare the evaluator with it (not part of the package).
 
 salesforce/BLIP train_retrieval.py `evaluation()`: text features in batches of 256 (padding to
 max_length 35), [ENC] at position 0 of the ITM input ids, image features kept on the CPU in fp32, then
@@ -81,7 +82,7 @@ def official_evaluation(model, image_loader, texts, k_test, device="cpu", k_test
         sims = sims_matrix[i]
         topk_sim, topk_idx = sims.topk(k=k_test, dim=0)
         encoder_output = image_feats[i].repeat(k_test, 1, 1).to(device)
-        output = model.text_encoder(text_ids[topk_idx], text_atts[topk_idx], image_embeds=encoder_output)
+        output = model.text_encoder.forward_cross(text_ids[topk_idx], text_atts[topk_idx], encoder_output)
         score = model.itm_head(output[:, 0, :])[:, 1]
         score_matrix_i2t[i, topk_idx] = score + topk_sim
 
@@ -92,8 +93,8 @@ def official_evaluation(model, image_loader, texts, k_test, device="cpu", k_test
         sims = sims_matrix[i]
         topk_sim, topk_idx = sims.topk(k=k_t2i, dim=0)
         encoder_output = image_feats[topk_idx.cpu()].to(device)
-        output = model.text_encoder(text_ids[i].repeat(k_t2i, 1), text_atts[i].repeat(k_t2i, 1),
-                                    image_embeds=encoder_output)
+        output = model.text_encoder.forward_cross(text_ids[i].repeat(k_t2i, 1), text_atts[i].repeat(k_t2i, 1),
+                                                  encoder_output)
         score = model.itm_head(output[:, 0, :])[:, 1]
         score_matrix_t2i[i, topk_idx] = score + topk_sim
     t_end = _clock(device)

@@ -1,9 +1,10 @@
-"""Building blocks every mode of the app shares: tokenizer, model, datasets, evaluator.
+"""The app's factories: the tokenizer, the model and the evaluator every mode builds from the parameters.
 
 Each function takes the resolved parameters (and paths / ranks) and returns one object.
 """
 import os
 
+from easyretrieval.atomic_files import copy_atomic
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.errors import UserError
 from easyretrieval.log import get_logger
@@ -51,13 +52,9 @@ def create_app_tokenizer(config, output_dir, dist: DistInfo, train_dataset=None,
 
 def copy_vocab(source_dir, output_dir, dist: DistInfo):
     """source_dir's vocab.txt into output_dir (rank 0) unless output_dir has one; every rank waits for it."""
-    import shutil
-
     source, target = os.path.join(source_dir, VOCAB_FILE), os.path.join(output_dir, VOCAB_FILE)
     if dist.is_main and os.path.isfile(source) and not os.path.isfile(target):
-        os.makedirs(output_dir, exist_ok=True)
-        shutil.copy2(source, target + ".part")
-        os.replace(target + ".part", target)
+        copy_atomic(source, target)
     barrier()
 
 
@@ -81,19 +78,6 @@ def create_app_model(config, tokenizer, verbose: bool):
     return model
 
 
-def eval_splits(config):
-    splits = [s.strip() for s in config.eval_splits.split(",") if s.strip()]
-    bad = [s for s in splits if s not in ("val", "test")]
-    if bad:
-        raise UserError(f"eval_splits: {', '.join(bad)} not one of val, test")
-    return splits
-
-
-def select_split(splits):
-    """The split whose r_mean selects the best epoch: val when evaluated, else the first one."""
-    return "val" if "val" in splits else (splits[0] if splits else "val")
-
-
 def create_evaluator(config, dist: DistInfo, device):
     from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 
@@ -101,23 +85,3 @@ def create_evaluator(config, dist: DistInfo, device):
                               device=device, dist=dist, timeout_s=config.collective_timeout,
                               progress=dist.is_main, num_workers=config.num_workers,
                               worker_start_method=config.worker_start_method)
-
-
-def format_recall(split, metrics, skipped=None) -> str:
-    """A two-line recall table of one split, and a third line when images were skipped (`skipped`: the
-    evaluator's {"count", "of", "files"} of unreadable images)."""
-    m = metrics
-    table = (f"{split}: text retrieval  R@1 {m['txt_r1']:6.2f}  R@5 {m['txt_r5']:6.2f}  R@10 {m['txt_r10']:6.2f}\n"
-             f"{split}: image retrieval R@1 {m['img_r1']:6.2f}  R@5 {m['img_r5']:6.2f}  R@10 {m['img_r10']:6.2f}"
-             f"   r_mean {m['r_mean']:6.2f}")
-    if skipped and skipped.get("count"):
-        table += "\n" + format_skipped(split, skipped)
-    return table
-
-
-def format_skipped(split, skipped) -> str:
-    """One line on the images of `split` skipped as unreadable (the evaluator's {"count", "of", "files"})."""
-    files = skipped.get("files", [])
-    listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-    return (f"{split}: {skipped['count']} of {skipped['of']} images skipped as unreadable ({listed}); they and "
-            "their captions count as misses in its recall")
