@@ -20,6 +20,9 @@ SCHEMA = ParamSchema([
     Param("val_file", str, "", "validation annotation file in ann_root; default per dataset"),
     Param("test_file", str, "", "test annotation file in ann_root; default per dataset"),
     Param("image_size", int, 384, "input resolution (a multiple of 16)", min=16),
+    Param("train_augment", str, "official", "train image augmentation: official (RandomResizedCrop 0.5-1, flip, "
+          "RandomAugment), light (RandomResizedCrop 0.8-1 only), none (resize only)",
+          choices=("official", "light", "none")),
     Param("max_words", int, 30, "captions are cut to this many words, as official pre_caption", min=1),
     Param("skip_bad_images", bool, False, "skip and count unreadable images instead of failing"),
     Param("verify_images", bool, False, "before starting, fully decode every image (slower; finds corrupt files early)"),
