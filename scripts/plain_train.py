@@ -22,20 +22,10 @@ from appzoo.blip_retrieval.data import build_dataset, create_train_loader, prepa
 from appzoo.blip_retrieval.params import SCHEMA
 from easyretrieval.distributed import DistInfo
 from easyretrieval.engine.rng import seed_everything
-from easyretrieval.engine.schedule import alpha_at, cosine_lr
+from easyretrieval.engine.schedule import alpha_at, lr_at
 from easyretrieval.parameters import parse_user_defined_parameters
 
 TASK_SEED = 0  # the sampler / loader seed the app passes (official create_sampler's default)
-
-
-def lr_of(cfg, epoch, step, steps_per_epoch):
-    """The LR the engine uses at this micro step (its schedule function when it has one per step)."""
-    from easyretrieval.engine import schedule
-
-    if hasattr(schedule, "lr_at"):
-        return schedule.lr_at(epoch, step, steps_per_epoch, cfg.max_epoch, cfg.init_lr, cfg.min_lr,
-                              cfg.get("warmup_steps", 0), cfg.get("warmup_lr", 0.0))
-    return cosine_lr(epoch, cfg.max_epoch, cfg.init_lr, cfg.min_lr)
 
 
 def train(cfg, output_dir, seed, max_steps):
@@ -57,7 +47,7 @@ def train(cfg, output_dir, seed, max_steps):
         loader.sampler.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(TASK_SEED * 100003 + epoch)
         for step, (image, caption, idx) in enumerate(loader):
-            lr = lr_of(cfg, epoch, step, steps)
+            lr = lr_at(epoch, len(log), cfg.max_epoch, cfg.init_lr, cfg.min_lr, cfg.warmup_steps, cfg.warmup_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss_ita, loss_itm = model(image, list(caption), alpha=alpha_at(epoch, step, steps, cfg.alpha), idx=idx)

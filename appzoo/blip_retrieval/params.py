@@ -19,7 +19,7 @@ SCHEMA = ParamSchema([
     Param("train_file", str, "", "train annotation file(s) in ann_root, comma-separated; default per dataset"),
     Param("val_file", str, "", "validation annotation file in ann_root; default per dataset"),
     Param("test_file", str, "", "test annotation file in ann_root; default per dataset"),
-    Param("image_size", int, 384, "input resolution (a multiple of 16)", min=16),
+    Param("image_size", int, 384, "input resolution (a multiple of patch_size)", min=1),
     Param("train_augment", str, "official", "train image augmentation: official (RandomResizedCrop 0.5-1, flip, "
           "RandomAugment), light (RandomResizedCrop 0.8-1 only), none (resize only)",
           choices=("official", "light", "none")),
@@ -36,6 +36,8 @@ SCHEMA = ParamSchema([
     Param("synthetic_seed", int, 0, "seed of the synthetic dataset"),
     # model
     Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
+    Param("patch_size", int, 16, "ViT patch side in pixels (official: 16; a smaller patch gives a small image more "
+          "tokens, for models trained from scratch; pretrained checkpoints need their own)", min=1),
     Param("pretrained", str, "", "checkpoint: modelzoo name, http(s)/oss:// URL or local path; '' = scratch"),
     Param("tokenizer", str, "bert-base-uncased", "vocab: modelzoo name, URL, local dir/file; 'build' = from captions"),
     Param("vit_grad_ckpt", bool, None, "gradient checkpointing of the last vit_ckpt_layer ViT blocks",
@@ -55,6 +57,9 @@ SCHEMA = ParamSchema([
     Param("init_lr", float, None, "peak learning rate (cosine to min_lr)", min=0.0,
           default_from=_by_vit(1e-5, 5e-6, 1e-4, 1e-4)),
     Param("min_lr", float, 0.0, "final learning rate", min=0.0),
+    Param("warmup_steps", int, 0, "linear LR warm-up over the first optimizer steps, from warmup_lr to init_lr "
+          "(official pre-training; 0 = none, as official retrieval fine-tuning)", min=0),
+    Param("warmup_lr", float, 1e-6, "learning rate of the first warm-up step", min=0.0),
     Param("weight_decay", float, 0.05, "AdamW weight decay", min=0.0),
     Param("max_epoch", int, 6, "epochs", min=1),
     Param("gradient_accumulation_steps", int, 1, "micro batches per optimizer step", min=1),

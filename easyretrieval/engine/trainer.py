@@ -17,7 +17,7 @@ from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
-from easyretrieval.engine.schedule import cosine_lr
+from easyretrieval.engine.schedule import lr_at
 from easyretrieval.engine.task import TrainTask
 from easyretrieval.errors import UserError
 
@@ -34,6 +34,8 @@ class TrainerArgs:
     init_lr: float
     min_lr: float = 0.0
     weight_decay: float = 0.05
+    warmup_steps: int = 0  # linear LR warm-up over the first optimizer steps (0: none, as official retrieval)
+    warmup_lr: float = 0.0  # LR of the first warm-up step
     save_steps: int = 0  # also checkpoint every this many optimizer steps (0: per epoch only)
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
@@ -197,7 +199,7 @@ class Trainer:
 
         while state.epoch < args.max_epoch:
             epoch = state.epoch
-            lr = cosine_lr(epoch, args.max_epoch, args.init_lr, args.min_lr)
+            lr = self._lr(epoch, state.global_step)
             set_lr(engine, lr)
             if state.step_in_epoch == 0:
                 means = RunningMeans()
@@ -234,6 +236,10 @@ class Trainer:
         self.log.close()
         return FitResult(state, engine, best_path, final_path)
 
+    def _lr(self, epoch, global_step):
+        args = self.args
+        return lr_at(epoch, global_step, args.max_epoch, args.init_lr, args.min_lr, args.warmup_steps, args.warmup_lr)
+
     def _train_epoch(self, engine, state, means, epoch, steps, epoch_steps, lr) -> bool:
         """Train from state.step_in_epoch to the end of the epoch; True when stop_after_steps stopped it."""
         args = self.args
@@ -247,6 +253,9 @@ class Trainer:
         for i, batch in enumerate(batches, start=state.step_in_epoch):
             if i >= epoch_steps:
                 break
+            if 0 < args.warmup_steps and state.global_step <= args.warmup_steps:
+                lr = self._lr(epoch, state.global_step)  # per optimizer step while warming up
+                set_lr(engine, lr)
             out = self.task.training_step(engine, batch, epoch, i, steps)
             engine.backward(out["loss"])
             boundary = engine.is_gradient_accumulation_boundary()

@@ -9,6 +9,7 @@ from engine_launch import load_result, run_toy, run_toy_two_nodes
 
 from easyretrieval.engine.checkpointing import TMP_PREFIX, list_complete
 from easyretrieval.engine.export import consolidate_checkpoint, export_command
+from easyretrieval.engine.schedule import lr_at
 
 TRAINABLE = ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias")
 FROZEN = ("net_m.0.weight", "net_m.0.bias", "net_m.2.weight", "net_m.2.bias")
@@ -106,3 +107,20 @@ def test_two_nodes_train_like_one_node_with_two_ranks(tmp_path):
         a, b = load_result(one_node, rank), load_result(two_nodes, rank)
         assert a["losses"] == b["losses"]
         assert_same_tensors(a["state_dict"], b["state_dict"], list(a["state_dict"]), atol=0)
+
+
+def test_warmup_sets_the_lr_of_every_step_and_resumes_exactly(tmp_path):
+    """Warm-up over 12 optimizer steps spans epochs 0-1 (8 steps an epoch, 2 epochs); a run killed in the
+    warm-up and resumed takes the same LRs and losses as an uninterrupted one."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_toy(full, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1)
+    reference = load_result(full)
+    expected = [lr_at(step // 8, step, 2, 0.05, 0.0, 12, 0.0) for step in range(16)]
+    assert reference["lrs"] == pytest.approx(expected, rel=1e-12, abs=0)
+    assert reference["lrs"][0] == 0.0 and reference["lrs"][12] == pytest.approx(0.025)  # epoch 1's cosine
+    proc = run_toy(killed, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1,
+                   "--kill_after_step", 5, check=False)
+    assert proc.returncode != 0
+    run_toy(killed, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1, "--resume", "auto")
+    resumed = load_result(killed)
+    assert resumed["lrs"] == reference["lrs"] and resumed["losses"] == reference["losses"]

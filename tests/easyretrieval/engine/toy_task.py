@@ -60,6 +60,7 @@ class ToyTask(TrainTask):
         self.x, self.y = _data(N_TRAIN, 1)
         self.vx, self.vy = _data(N_VAL, 2)
         self.losses = []  # mean loss over ranks at every micro step
+        self.lrs = []  # the optimizer's LR at every micro step
         self.hooks = hooks or {}
 
     def build_model(self):
@@ -77,6 +78,7 @@ class ToyTask(TrainTask):
 
     def training_step(self, engine, batch, epoch, step, steps_per_epoch):
         x, y = batch
+        self.lrs.append(engine.optimizer.param_groups[0]["lr"])
         loss = engine(x, y, noise=self.noise)
         mean = loss.detach().clone()
         if dist.is_initialized() and dist.get_world_size() > 1:
@@ -97,7 +99,8 @@ class ToyTask(TrainTask):
         return {"val": {"r_mean": -mse, "mse": mse}, "test": {"r_mean": -mse, "mse": mse}}
 
     def rank_state(self, model):
-        return {"losses": list(self.losses)}
+        return {"losses": list(self.losses), "lrs": list(self.lrs)}
 
     def load_rank_state(self, model, state):
         self.losses = list(state["losses"])
+        self.lrs = list(state["lrs"])
