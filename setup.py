@@ -16,10 +16,17 @@ setup(
         "deepspeed>=0.14",
         "timm>=1.0",
         "transformers>=4.40",
+        "huggingface_hub",  # HF hub ids and the default tokenizer (its cache, HF_ENDPOINT, HF_HUB_OFFLINE)
+        "safetensors",  # the weights we write (save_pretrained folders, best/, convert --to hf|folder)
         "oss2>=2.18",
         "Pillow",
         "numpy",
+        # The official RandomAugment is written on OpenCV (warpAffine, filter2D, calcHist); ours calls the same.
+        "opencv-python-headless",
         "tqdm",
+        "psutil",
+        "faiss-cpu",
+        "matplotlib",
         "PyYAML",
         "tensorboard",
     ],

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator, itm_eval, official_evaluation
-from appzoo.blip_retrieval.evaluation.metrics import dense_ranks
+from appzoo.blip_retrieval.evaluation.metrics import FILL_SCORE, dense_ranks
 from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
 from appzoo.blip_retrieval.model.config import create_config
 from appzoo.blip_retrieval.model.tokenizer import build_wordpiece_vocab, create_tokenizer
@@ -90,6 +90,22 @@ def recall_change(metrics, reference):
     return {key: round(metrics[key] - reference[key], 4) for key in reference}
 
 
+def score_change(result, reference):
+    """How far another precision's ranking is from the reference's (meaningful on random weights too, where
+    R@K sits at chance): the share of queries with the same top-1 candidate per direction, and the largest
+    score difference over the pairs both re-ranked."""
+    out = {}
+    for name in ("i2t", "t2i"):
+        ours, ref = getattr(result, name), getattr(reference, name)
+        out[f"top1_agreement_{name}"] = round(float((ours.index[:, 0] == ref.index[:, 0]).mean()), 4)
+    diffs = []
+    for dense, dense_ref in ((result.scores_i2t, reference.scores_i2t), (result.scores_t2i, reference.scores_t2i)):
+        both = (dense != FILL_SCORE) & (dense_ref != FILL_SCORE)
+        diffs.append(float((dense - dense_ref)[both].abs().max()) if bool(both.any()) else 0.0)
+    out["max_abs_score_diff_common_pairs"] = max(diffs)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vit", default="small")
@@ -101,7 +117,7 @@ def main():
     parser.add_argument("--precisions", default="fp32",
                         help="ours, comma-separated (fp32, bf16, fp16; half precision needs a GPU); the first is "
                              "compared with the official loop, the others with the first")
-    parser.add_argument("--itm-batch-size", type=int, default=256)
+    parser.add_argument("--itm-batch-size", type=int, default=None, help="default: the evaluator's per device")
     parser.add_argument("--official-queries", type=int, default=0,
                         help="time the official loop on this many image queries (and texts/images times as many "
                              "text queries) and extrapolate; 0: all queries")
@@ -152,7 +168,9 @@ def main():
         results[precision] = time_ours(model, dataset, args, precision, device, out)
         change = recall_change(results[precision].metrics, results[first].metrics)
         out["ours"][precision]["recall_change_vs_" + first] = change
-        print(f"  R@K change vs {first}: {change}", flush=True)
+        out["ours"][precision]["score_change_vs_" + first] = score_change(results[precision], results[first])
+        print(f"  R@K change vs {first}: {change}\n  ranking vs {first}: "
+              f"{out['ours'][precision]['score_change_vs_' + first]}", flush=True)
         dump()
     print(json.dumps(out), flush=True)
     return 0 if out.get("recall_identical", True) else 1

@@ -79,13 +79,16 @@ def init_distributed(info: DistInfo, timeout_s: float = 1800.0):
         torch.cuda.set_device(info.local_rank)
     import deepspeed
 
-    deepspeed.init_distributed(
-        dist_backend=backend,
-        auto_mpi_discovery=False,
-        timeout=datetime.timedelta(seconds=timeout_s),
-        rank=info.rank,
-        world_size=info.world_size,
-    )
+    from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op
+
+    with no_cpu_shm_comm_op():  # no C++ build at start (the op serves DeepSpeed-Inference only)
+        deepspeed.init_distributed(
+            dist_backend=backend,
+            auto_mpi_discovery=False,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            rank=info.rank,
+            world_size=info.world_size,
+        )
 
 
 def device_for(info: DistInfo):
@@ -122,10 +125,12 @@ def exit_process(code: int = 0):
     exception', exit -6) after a run that succeeded and saved everything. All output is flushed
     and every file is closed by then, so only that teardown is skipped.
     """
-    import torch.distributed as dist
-
     if not isinstance(code, int):
         raise TypeError(f"exit_process needs an int exit code, got {code!r}")
+    if "torch" not in sys.modules:  # nothing started a process group (e.g. --help-params): no torch import
+        sys.exit(code)
+    import torch.distributed as dist
+
     if not (_group_started or (dist.is_available() and dist.is_initialized())):
         sys.exit(code)
     gc.collect()  # finalizers of objects in reference cycles (e.g. data-loader workers) still run

@@ -147,3 +147,34 @@ def listdir(path):
     if not names and prefix and not _with_retries(path, lambda: bucket.object_exists(prefix)):
         raise FileNotFoundError(mask_secrets(f"{path}: no such OSS prefix"))
     return names
+
+
+def write_dir(dest, write):
+    """Fill a new local folder `dest` through `write(tmp)` and put it in place whole.
+
+    `write` fills a temporary sibling folder; that folder then replaces `dest` (an older `dest` is moved
+    aside first and removed after), so readers see the old folder or the new one, never a half-written
+    one. A crash between the two renames leaves the old folder as `dest.old-*`: the next write puts it
+    back first, so nothing saved is lost. Returns `dest`.
+    """
+    import shutil
+
+    dest = os.path.abspath(dest)
+    parent, base = os.path.split(dest)
+    os.makedirs(parent, exist_ok=True)
+    for name in sorted(os.listdir(parent)):  # left by a writer that was killed
+        if name.startswith(base + ".old-") and not os.path.exists(dest):
+            os.rename(os.path.join(parent, name), dest)
+        elif name.startswith((base + ".tmp-", base + ".old-")):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    tmp, old = f"{dest}.tmp-{os.getpid()}", f"{dest}.old-{os.getpid()}"
+    os.makedirs(tmp)
+    try:
+        write(tmp)
+        if os.path.isdir(dest):
+            os.rename(dest, old)
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return dest

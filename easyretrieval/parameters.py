@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from easyretrieval.errors import UserError, did_you_mean
+from easyretrieval.text_input import read_text_file
 
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
@@ -208,8 +209,7 @@ def parse_user_defined_parameters(text: Optional[str]) -> Dict[str, Any]:
 def _read_parameter_file(path):
     if not os.path.isfile(path):
         raise UserError(f"user_defined_parameters: file '{path}' not found")
-    with open(path, encoding="utf-8") as f:
-        content = f.read()
+    content = read_text_file(path, "user_defined_parameters file")
     if path.endswith((".yaml", ".yml")):
         import yaml
 

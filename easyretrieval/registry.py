@@ -48,11 +48,24 @@ DATASETS = Registry("dataset")
 EVALUATORS = Registry("evaluator")
 COMMANDS = Registry("command")
 
+COMMAND_HELP = {}  # command name -> its one-line description (for `easyretrieval --help`)
+
 register_app = APPS.register
 register_model = MODELS.register
 register_dataset = DATASETS.register
 register_evaluator = EVALUATORS.register
-register_command = COMMANDS.register
+
+
+def register_command(name=None, help=""):  # noqa: A002 - argparse's word for it
+    """Decorator: register a sub-command `fn(argv) -> exit code` with a one-line description."""
+    decorator = COMMANDS.register(name)
+
+    def register(fn):
+        key = name or fn.__name__
+        COMMAND_HELP[key] = help
+        return decorator(fn)
+
+    return register
 
 
 def _app_entry_points():

@@ -4,9 +4,12 @@ import os
 
 from easyretrieval.app import App
 from easyretrieval.distributed import device_for, init_distributed
+from easyretrieval.log import get_logger
 from easyretrieval.registry import register_app
 
 from appzoo.blip_retrieval.params import SCHEMA
+
+logger = get_logger()
 
 
 def ds_params_from(config):
@@ -26,6 +29,73 @@ def ds_params_from(config):
 class BlipRetrievalApp(App):
     schema = SCHEMA
 
+    def check(self):
+        """Every check that needs no data, before any download, process group, data or model (App.check)."""
+        from appzoo.blip_retrieval import checks
+        from appzoo.blip_retrieval.components import eval_splits
+
+        cfg, run = self.config, self.run
+        checks.check_image_size(cfg)
+        eval_splits(cfg)
+        checks.check_eval_precision(cfg)
+        if run.mode == "train":
+            checks.check_queue(cfg, run.dist.world_size)
+            self.ds_config()  # the DeepSpeed file read and filled: its problems too come before any work
+            self.resume_point()  # the output folder may take this run; a resume is compatible so far
+        else:
+            checks.check_vocab_available(cfg, self.output_dirs())
+        if run.mode == "predict":
+            from appzoo.blip_retrieval.predict_inputs import read_inputs
+
+            read_inputs(cfg)
+
+    def output_dirs(self):
+        """This run's output folder, then the --output_dir it writes under (evaluate/predict subfolders)."""
+        return [self.run.output_dir] + ([self.run.given_output_dir] if self.run.given_output_dir else [])
+
+    def ds_config(self):
+        """The DeepSpeed config of train mode (pure: the file, filled from the parameters)."""
+        from easyretrieval.engine.ds_config import build_ds_config, load_ds_config
+
+        where = self.run.deepspeed_config or "the default DeepSpeed config (ds_configs/zero1.json)"
+        return build_ds_config(load_ds_config(self.run.deepspeed_config), ds_params_from(self.config),
+                               self.run.dist.world_size, where)
+
+    def run_record(self, ds_config, train_samples=None, vocab=None):
+        """What this training run is, as its checkpoints record it (resume_check.run_record)."""
+        from appzoo.blip_retrieval.components import eval_splits, select_split
+        from appzoo.blip_retrieval.resume_check import run_record
+        from easyretrieval.engine.ds_config import precision_of, zero_stage_of
+
+        return run_record(self.config, self.run.dist.world_size, self.run.seed, zero_stage_of(ds_config),
+                          precision_of(ds_config), select_split(eval_splits(self.config)), train_samples, vocab)
+
+    def resume_point(self, record=None):
+        """The checkpoint this run resumes from (None: a fresh start), checked against this run's `record`
+        (default: the parameters only); refuses an output_dir holding another run (UserError)."""
+        from appzoo.blip_retrieval.resume_check import check_resume
+        from easyretrieval.engine.checkpointing import read_marker_or_none, resolve_resume
+        from easyretrieval.run_dir import check_train_output_dir
+
+        out = self.run.output_dir
+        path = resolve_resume(self.config.resume, os.path.join(out, "checkpoints"))
+        own = path is not None and os.path.abspath(os.path.dirname(os.path.dirname(path))) == os.path.abspath(out)
+        if self.run.dist.is_main:
+            check_train_output_dir(out, continuing=own)
+        if path is None:
+            return None
+        note = check_resume(path, read_marker_or_none(path) or {}, record or self.run_record(self.ds_config()))
+        if note and record is not None and self.run.dist.is_main:
+            logger.info("resume: %s", note)
+        return path
+
+    @classmethod
+    def complete_config(cls, config):
+        """Sizes that pretrained= describes fill the parameters the user did not set."""
+        from appzoo.blip_retrieval.pretrained_params import complete_config
+
+        return complete_config(config, cls.schema)
+
     def _setup(self, splits):
         """Process group, device, data checked (synthetic generated once per node), datasets built."""
         from appzoo.blip_retrieval.data import prepare_data
@@ -43,34 +113,52 @@ class BlipRetrievalApp(App):
 
     def train(self):
         from appzoo.blip_retrieval.components import format_recall
+        from easyretrieval.engine.trainer import BEST_DIR
 
         trainer = self.build_trainer()
         result = trainer.fit()
-        if self.run.dist.is_main and result.state.best_epoch is not None:
-            print(f"[easyretrieval] best epoch {result.state.best_epoch} (by {trainer.args.select_split} "
-                  f"r_mean); weights: {result.best_path}", flush=True)
-            for split, metrics in result.state.best_metrics.items():
-                print(format_recall(split, metrics), flush=True)
+        state = result.state
+        if state.best_epoch is not None:
+            folder = os.path.join(self.run.output_dir, BEST_DIR)
+            weights = ([f"{folder} (save_pretrained folder, pretrained= takes it)"] if os.path.isdir(folder) else []) \
+                + [f"{result.best_path} (official layout)" if result.best_path else
+                   "official layout not available (see the warning above)"]
+            logger.info("best epoch %d (by %s r_mean %.2f); weights: %s", state.best_epoch, trainer.args.select_split,
+                        state.best_value, " and ".join(weights))
+            if self.run.dist.is_main:  # results, not messages: plain lines on rank 0's stdout
+                for split, metrics in state.best_metrics.items():
+                    print(format_recall(split, metrics), flush=True)
+            results = [p for p in result.best_files if p != result.best_path]
+            if results:
+                logger.info("best epoch's per-split metrics and rankings: %s", ", ".join(results))
         return result
 
     def build_trainer(self):
         """Data checked, tokenizer, DeepSpeed config, task and Trainer: everything train mode runs."""
-        from appzoo.blip_retrieval.components import create_app_tokenizer, create_evaluator, eval_splits
+        from appzoo.blip_retrieval.checks import check_train_batches
+        from appzoo.blip_retrieval.components import (
+            copy_vocab, create_app_tokenizer, create_evaluator, eval_splits, select_split,
+        )
         from appzoo.blip_retrieval.task import BlipRetrievalTask
-        from easyretrieval.engine.ds_config import build_ds_config, load_ds_config
         from easyretrieval.engine.trainer import Trainer, TrainerArgs
 
         cfg, run = self.config, self.run
         splits = eval_splits(cfg)
+        ds_config = self.ds_config()
+        resume_from = self.resume_point()  # parameters (again: examples and tests may skip check())
         info, device, datasets = self._setup(["train"] + splits)
         train_dataset = datasets.pop("train")
-        where = run.deepspeed_config or "the default DeepSpeed config (ds_configs/zero1.json)"
-        ds_config = build_ds_config(load_ds_config(run.deepspeed_config), ds_params_from(cfg), info.world_size, where)
+        check_train_batches(len(train_dataset), cfg, info.world_size)
         if info.is_main:
             os.makedirs(run.output_dir, exist_ok=True)
             with open(os.path.join(run.output_dir, "ds_config.json"), "w", encoding="utf-8") as f:
                 json.dump(ds_config, f, indent=2)
+        if resume_from and cfg.tokenizer == "build":  # the resumed run's vocab, kept in this output folder too
+            copy_vocab(os.path.dirname(os.path.dirname(resume_from)), run.output_dir, info)
         tokenizer = create_app_tokenizer(cfg, run.output_dir, info, train_dataset)
+        record = self.run_record(ds_config, train_dataset.annotation, tokenizer.get_vocab())
+        if resume_from:
+            self.resume_point(record)  # now with the training samples and the vocab, before the model
         evaluator = create_evaluator(cfg, info, device)
         # Official create_sampler: DistributedSampler(shuffle=True) with its default seed 0. Augmentations
         # are seeded per sample from the run's seed (exact resume, independent of num_workers).
@@ -80,8 +168,8 @@ class BlipRetrievalApp(App):
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
             weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, warmup_lr=cfg.warmup_lr,
             save_steps=cfg.save_steps, keep_last=cfg.keep_last,
-            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed,
-            select_split="val" if "val" in datasets else (splits[0] if splits else "val"),
+            resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record,
+            select_split=select_split(splits),
         )
         return Trainer(task, args, info, ds_config)
 
@@ -93,9 +181,8 @@ class BlipRetrievalApp(App):
         cfg, run = self.config, self.run
         info, device, datasets = self._setup(eval_splits(cfg))
         if not cfg.pretrained and info.is_main:
-            print("[easyretrieval] warning: pretrained= is empty; evaluating randomly initialised weights",
-                  flush=True)
-        tokenizer = create_app_tokenizer(cfg, run.output_dir, info)
+            logger.warning("pretrained= is empty; evaluating randomly initialised weights")
+        tokenizer = create_app_tokenizer(cfg, run.output_dir, info, search_dirs=self.output_dirs()[1:])
         model = create_app_model(cfg, tokenizer, verbose=info.is_main).to(device)
         evaluator = create_evaluator(cfg, info, device)
         results = {}
@@ -103,8 +190,8 @@ class BlipRetrievalApp(App):
             result = evaluator.evaluate(model, dataset)
             evaluator.save(result, run.output_dir, split)
             results[split] = result
-            if info.is_main:
-                print(format_recall(split, result.metrics), flush=True)
+            if info.is_main:  # results, not messages: plain lines on rank 0's stdout
+                print(format_recall(split, result.metrics, result.skipped), flush=True)
         return results
 
     def predict(self):

@@ -1,19 +1,26 @@
 """The parameters of the blip_retrieval app: names and defaults follow the official BLIP / EasyNLP example.
 
-Defaults that differ by model size are derived from `vit` unless the user sets them.
+Defaults that differ by model size are derived from `vit`, those that differ between the official Flickr and
+COCO configs from `dataset`, unless the user sets them.
 """
 from easyretrieval.parameters import Param, ParamSchema
 
 VITS = ("base", "large", "small", "tiny")  # small and tiny are for tests and the demo
+DATASETS = ("flickr", "coco", "custom", "custom_oss", "synthetic")
 
 
 def _by_vit(base, large, small, tiny):
     return ("vit", {"base": base, "large": large, "small": small, "tiny": tiny})
 
 
+def _by_dataset(coco, other):
+    """Official configs/retrieval_coco.yaml vs retrieval_flickr.yaml (custom data follows Flickr, as EasyNLP)."""
+    return ("dataset", {name: (coco if name == "coco" else other) for name in DATASETS})
+
+
 SCHEMA = ParamSchema([
     # data
-    Param("dataset", str, "flickr", "dataset name", choices=("flickr", "coco", "custom", "custom_oss", "synthetic")),
+    Param("dataset", str, "flickr", "dataset name", choices=DATASETS),
     Param("image_root", str, "", "folder (or oss://bucket/prefix) that image paths are relative to"),
     Param("ann_root", str, "", "folder (or oss://) holding the annotation files"),
     Param("train_file", str, "", "train annotation file(s) in ann_root, comma-separated; default per dataset"),
@@ -38,8 +45,14 @@ SCHEMA = ParamSchema([
     Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
     Param("patch_size", int, 16, "ViT patch side in pixels (official: 16; a smaller patch gives a small image more "
           "tokens, for models trained from scratch; pretrained checkpoints need their own)", min=1),
-    Param("pretrained", str, "", "checkpoint: modelzoo name, http(s)/oss:// URL or local path; '' = scratch"),
-    Param("tokenizer", str, "bert-base-uncased", "vocab: modelzoo name, URL, local dir/file; 'build' = from captions"),
+    Param("pretrained", str, "", "weights: a save_pretrained folder (e.g. a run's best/), an official .pth or "
+          ".safetensors file, a modelzoo name, an http(s)/oss:// URL, an HF BlipForImageTextRetrieval folder or "
+          "hub id (org/name); '' = scratch. A folder, hub id or modelzoo entry sets the sizes it describes "
+          "(vit, image_size, ...) unless you set them"),
+    Param("resize_pretrained", bool, False, "allow image_size to differ from the size pretrained= describes "
+          "(its position embeddings are interpolated, bicubic, as official)"),
+    Param("tokenizer", str, "bert-base-uncased", "vocab: vocab.txt or folder, modelzoo name, URL or HF hub id; "
+          "'build' = from captions; default: pretrained='s own vocab, else bert-base-uncased from the HF hub"),
     Param("vit_grad_ckpt", bool, None, "gradient checkpointing of the last vit_ckpt_layer ViT blocks",
           default_from=_by_vit(True, True, False, False)),
     Param("vit_ckpt_layer", int, None, "how many of the last ViT blocks to checkpoint", min=0,
@@ -48,9 +61,8 @@ SCHEMA = ParamSchema([
     Param("queue_size", int, 57600, "size of the momentum feature queues", min=1),
     Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
     Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),
-    Param("negative_all_rank", bool, False, "sample ITM hard negatives from all ranks"),
-    Param("itc_idx_targets", bool, False, "ITC positives by image idx (ALBEF/LAVIS); false = identity targets, "
-          "which is what the released official code computes"),
+    Param("negative_all_rank", bool, None, "sample ITM hard negatives from all ranks",
+          default_from=_by_dataset(True, False)),
     # optimisation
     Param("batch_size_train", int, None, "micro batch per rank", min=1, default_from=_by_vit(32, 16, 32, 32)),
     Param("batch_size_test", int, None, "evaluation batch per rank", min=1, default_from=_by_vit(64, 32, 64, 64)),
@@ -73,7 +85,7 @@ SCHEMA = ParamSchema([
     Param("resume", str, "", "'' (start fresh), 'auto' (latest in output_dir) or a checkpoint dir"),
     Param("log_steps", int, 50, "log every this many steps", min=1),
     # evaluation
-    Param("k_test", int, 256, "candidates re-ranked by ITM per query", min=1),
+    Param("k_test", int, None, "candidates re-ranked by ITM per query", min=1, default_from=_by_dataset(256, 128)),
     Param("eval_precision", str, "fp32", "compute dtype of evaluation (bf16/fp16 only on GPU)",
           choices=("fp32", "bf16", "fp16")),
     Param("eval_splits", str, "val,test", "splits evaluated after each epoch and in evaluate mode"),

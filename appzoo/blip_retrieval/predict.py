@@ -11,71 +11,15 @@ vector index. Several ranks split the images (each encodes and re-ranks its shar
 import json
 import os
 from dataclasses import dataclass
-from typing import List
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from appzoo.blip_retrieval.predict_inputs import Items, read_inputs, read_items  # noqa: F401 - re-exported
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 PREDICTIONS_FILE = "predictions.jsonl"
-
-
-@dataclass
-class Items:
-    kind: str            # "images" or "texts"
-    ids: List[str]       # image path relative to its folder / line number of a text
-    values: List[str]    # image paths to read / texts (as written)
-
-
-def _image_folder(path):
-    files = []
-    for folder, _dirs, names in os.walk(path):
-        files += [os.path.join(folder, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-    files.sort()
-    if not files:
-        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{path}'")
-    return Items("images", [os.path.relpath(f, path) for f in files], files)
-
-
-def _annotation_images(path, image_root):
-    from easyretrieval import fileio
-    from appzoo.blip_retrieval.data.datasets import load_annotation
-
-    root = image_root or os.path.dirname(os.path.abspath(path))
-    ids = []
-    for n, entry in enumerate(load_annotation(path)):
-        name = entry.get("image") if isinstance(entry, dict) else entry
-        if not isinstance(name, str) or not name:
-            raise UserError(f"annotation file '{path}': entry {n} has no \"image\" path")
-        if name not in ids:
-            ids.append(name)
-    return Items("images", ids, [fileio.join(root, i) for i in ids])
-
-
-def _text_lines(path):
-    with open(path, encoding="utf-8") as handle:
-        lines = [(n + 1, line.strip()) for n, line in enumerate(handle)]
-    lines = [(n, text) for n, text in lines if text]
-    if not lines:
-        raise UserError(f"'{path}' holds no text (one query or gallery caption a line)")
-    return Items("texts", [str(n) for n, _ in lines], [text for _, text in lines])
-
-
-def read_items(path: str, image_root: str = "") -> Items:
-    """What `gallery=` / `queries=` names: an image folder, an image, a JSON annotation file, or text lines."""
-    if not path:
-        raise UserError("predict needs gallery=<images or text file> and queries=<text file or images>")
-    if os.path.isdir(path):
-        return _image_folder(path)
-    if not os.path.isfile(path):
-        raise UserError(f"'{path}' not found (give an image folder, an annotation .json or a text file)")
-    if path.lower().endswith(IMAGE_EXTENSIONS):
-        return Items("images", [os.path.basename(path)], [path])
-    if path.lower().endswith(".json"):
-        return _annotation_images(path, image_root)
-    return _text_lines(path)
 
 
 class ImageFiles(Dataset):
@@ -178,14 +122,12 @@ def run_predict(config, run) -> str:
     from appzoo.blip_retrieval.components import create_app_model, create_app_tokenizer, create_evaluator
     from easyretrieval.distributed import barrier, device_for, init_distributed
 
-    gallery, queries = read_items(config.gallery, config.image_root), read_items(config.queries, config.image_root)
-    if gallery.kind == queries.kind:
-        raise UserError(f"gallery= and queries= are both {gallery.kind}: one must be images and the other a "
-                        "text file (text->image or image->text)")
+    gallery, queries = read_inputs(config)
     info = run.dist
     init_distributed(info, config.collective_timeout)
     device = device_for(info)
-    tokenizer = create_app_tokenizer(config, run.output_dir, info)
+    tokenizer = create_app_tokenizer(config, run.output_dir, info,
+                                     search_dirs=[run.given_output_dir] if run.given_output_dir else [])
     model = create_app_model(config, tokenizer, verbose=info.is_main).to(device)
     evaluator = create_evaluator(config, info, device)
     text_to_image = gallery.kind == "images"
@@ -194,7 +136,6 @@ def run_predict(config, run) -> str:
     path = os.path.join(run.output_dir, PREDICTIONS_FILE)
     if info.is_main:
         path = write_outputs(rankings, gallery, queries, run.output_dir, config.save_embeddings)
-        print(f"[easyretrieval] {len(queries.ids)} queries ranked against {len(gallery.ids)} "
-              f"{gallery.kind}: {path}", flush=True)
+        get_logger().info("%d queries ranked against %d %s: %s", len(queries.ids), len(gallery.ids), gallery.kind, path)
     barrier()
     return path

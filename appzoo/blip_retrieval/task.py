@@ -25,6 +25,7 @@ class BlipRetrievalTask(TrainTask):
         )
         self.seed = seed
         self.last_results = {}
+        self._skips_reported = 0
 
     def build_model(self):
         from appzoo.blip_retrieval.components import create_app_model
@@ -75,11 +76,46 @@ class BlipRetrievalTask(TrainTask):
             safe_set_full_fp32_param(model.temp, clamped)
 
     def evaluate(self, engine, epoch):
+        from appzoo.blip_retrieval.components import format_skipped
+
+        self._report_train_skips(epoch)
         results = {}
         for split, dataset in self.eval_datasets.items():
             results[split] = self.evaluator.evaluate(engine.module, dataset)
+            if self.dist.is_main and results[split].skipped.get("count"):
+                print(f"[easyretrieval] epoch {epoch} " + format_skipped(split, results[split].skipped), flush=True)
         self.last_results = results
         return {split: dict(result.metrics) for split, result in results.items()}
+
+    def _report_train_skips(self, epoch):
+        """Training samples whose image was unreadable this epoch (skip_bad_images=True), summed over ranks."""
+        import torch.distributed as dist
+
+        count = torch.tensor([float(self.loader.num_skipped - self._skips_reported)])
+        self._skips_reported = self.loader.num_skipped
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            count = count.to(self.device)  # gloo (CPU) or nccl (the training device)
+            dist.all_reduce(count)
+        if self.dist.is_main and int(count.item()):
+            print(f"[easyretrieval] epoch {epoch} train: {int(count.item())} samples had an unreadable image and "
+                  "were replaced by the next readable sample (skip_bad_images=True)", flush=True)
+
+    def save_best_results(self, output_dir):
+        """The best epoch's per-split metrics, rankings and timings (evaluation/outputs.py) in output_dir."""
+        paths = []
+        for split, result in self.last_results.items():
+            paths += list(self.evaluator.save(result, output_dir, split).values())
+        return paths
+
+    def save_pretrained(self, state_dict, folder, about):
+        """OUTPUT_DIR/best: the best epoch's weights with this run's model config and tokenizer."""
+        from appzoo.blip_retrieval.model import config_from_params
+        from appzoo.blip_retrieval.model.pretrained_folder import write_folder
+
+        from easyretrieval.secrets import mask_secrets
+
+        about = {"trained_on": self.config.dataset, "pretrained": mask_secrets(self.config.pretrained), **about}
+        write_folder(folder, config_from_params(self.config, len(self.tokenizer)), self.tokenizer, state_dict, about)
 
     def rank_state(self, model):
         return {"momentum_shadow": model.momentum_state_dict()}

@@ -4,7 +4,8 @@ Layout under `root` (output_dir/checkpoints):
   step_00000120/            one complete checkpoint (a DeepSpeed checkpoint directory)
       mp_rank_00_model_states.pt, *optim_states.pt ...   written by engine.save_checkpoint
       rank_state_00000.pt ...                             rank-local state (RNG, momentum shadows, meters)
-      COMPLETE                                            JSON marker, written last
+      COMPLETE                                            JSON marker, written last: step, world size,
+                                                          epoch position and the run's record (`run`)
   latest                    name of the newest complete checkpoint (replaced atomically)
   .tmp-step_00000150/       a save in progress; never read, removed by the next save or resume
 
@@ -17,8 +18,6 @@ import os
 import re
 import shutil
 from typing import Optional, Tuple
-
-import torch
 
 from easyretrieval.distributed import DistInfo, barrier
 from easyretrieval.errors import UserError
@@ -89,6 +88,13 @@ def find_latest(root: str) -> Optional[str]:
     return complete[-1][1] if complete else None
 
 
+def read_marker_or_none(directory: str) -> Optional[dict]:
+    try:
+        return read_marker(directory)
+    except (OSError, ValueError):
+        return None
+
+
 def resolve_resume(resume: str, root: str) -> Optional[str]:
     """'' -> None (fresh start); 'auto' -> latest complete checkpoint or None; a path -> that checkpoint."""
     if not resume:
@@ -121,8 +127,9 @@ class CheckpointManager:
                 if name.startswith(TMP_PREFIX):
                     shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
 
-    def save(self, engine, global_step: int, client_state: dict, rank_state: dict) -> str:
-        """Write a checkpoint atomically; returns its final path."""
+    def save(self, engine, global_step: int, client_state: dict, rank_state: dict, record=None) -> str:
+        """Write a checkpoint atomically; returns its final path. `record` (JSON: what the run is, e.g. its
+        parameters) goes into the marker, where a resume reads it before loading anything."""
         name = checkpoint_name(global_step)
         final = os.path.join(self.root, name)
         tmp_tag = TMP_PREFIX + name
@@ -133,12 +140,16 @@ class CheckpointManager:
         barrier()
         engine.save_checkpoint(self.root, tag=tmp_tag, client_state=client_state, save_latest=False)
         os.makedirs(tmp, exist_ok=True)
+        import torch  # here, not at the top: resolving a resume before any work needs no torch
+
         torch.save(rank_state, _rank_state_file(tmp, self.dist.rank) + ".part")
         os.replace(_rank_state_file(tmp, self.dist.rank) + ".part", _rank_state_file(tmp, self.dist.rank))
         barrier()
         if self.dist.is_main:
             marker = {"global_step": global_step, "world_size": self.dist.world_size,
                       "epoch": client_state.get("epoch"), "step_in_epoch": client_state.get("step_in_epoch")}
+            if record is not None:
+                marker["run"] = record
             _write_atomic(os.path.join(tmp, MARKER), json.dumps(marker).encode())
             if os.path.isdir(final):  # an older run's checkpoint of the same step: replace it
                 shutil.rmtree(final)
@@ -163,9 +174,17 @@ class CheckpointManager:
                 f"{self.dist.world_size}; an exact resume needs the same number of ranks"
             )
         root, tag = os.path.split(os.path.abspath(path))
-        load_path, client_state = engine.load_checkpoint(root, tag=tag)
+        try:
+            load_path, client_state = engine.load_checkpoint(root, tag=tag)
+        except RuntimeError as e:  # e.g. size mismatches of a checkpoint written by a run without a record
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+            first = next((line for line in lines if "size mismatch" in line or "key" in line), lines[0])
+            raise UserError(f"resume: {path} does not fit this run's model ({first.rstrip('.')}); resume with "
+                            "the parameters it was trained with, or start a new run") from None
         if load_path is None:
             raise UserError(f"resume: DeepSpeed could not load {path}")
+        import torch
+
         rank_state = torch.load(_rank_state_file(path, self.dist.rank), map_location="cpu", weights_only=False)
         self._remove_partial()
         return client_state, rank_state

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from easyretrieval.errors import UserError
+from easyretrieval.text_input import read_text_file
 
 AUTO = "auto"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -49,11 +50,10 @@ def load_ds_config(path: Optional[str]) -> dict:
         return copy.deepcopy(DEFAULT_DS_CONFIG)
     if not os.path.isfile(path):
         raise UserError(f"DeepSpeed config '{path}' not found (see ds_configs/)")
-    with open(path, encoding="utf-8") as f:
-        try:
-            obj = json.load(f)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    try:
+        obj = json.loads(read_text_file(path, "DeepSpeed config"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path}: expected a JSON object")
     return obj

@@ -12,8 +12,6 @@ import os
 from collections import OrderedDict
 from typing import Dict
 
-import torch
-
 from easyretrieval.errors import UserError
 from easyretrieval.registry import register_command
 
@@ -51,6 +49,8 @@ def consolidated_state_dict(engine) -> "OrderedDict[str, torch.Tensor]":
 
 def save_atomic(obj, path: str) -> str:
     """torch.save to `path` through a temporary file, so a crash never leaves a half-written file."""
+    import torch
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".part"
     torch.save(obj, tmp)
@@ -62,6 +62,8 @@ def _module_state_from_rank0(checkpoint_dir):
     files = sorted(glob.glob(os.path.join(checkpoint_dir, "*mp_rank_00_model_states.pt")))
     if not files:
         raise UserError(f"export: {checkpoint_dir} holds no DeepSpeed model states (*mp_rank_00_model_states.pt)")
+    import torch
+
     state = torch.load(files[0], map_location="cpu", weights_only=False)
     return state["module"]
 
@@ -108,17 +110,22 @@ def _resolve_checkpoint_dir(path):
     raise UserError(f"export: no checkpoint in '{path}' (pass an output_dir, its checkpoints/ or a step_* dir)")
 
 
-@register_command("export")
+@register_command("export", help="consolidate a training checkpoint (any ZeRO stage) into official "
+                                 "{'model': state_dict} weights")
 def export_command(argv) -> int:
+    args = _parser().parse_args(argv)
+    checkpoint_dir = _resolve_checkpoint_dir(args.checkpoint)
+    output = args.output or os.path.join(checkpoint_dir, "model_fp32.pth")
+    summary = export_checkpoint(checkpoint_dir, output)
+    print(f"exported {summary['tensors']} tensors ({summary['numel']:,} values) from {checkpoint_dir} to {output}")
+    return 0
+
+
+def _parser():
     p = argparse.ArgumentParser(
         prog="easyretrieval export",
         description="Consolidate a (ZeRO 0-3) training checkpoint into fp32 weights in the official BLIP layout.",
     )
     p.add_argument("checkpoint", help="an output_dir (its latest checkpoint), its checkpoints/ dir, or a step_* dir")
     p.add_argument("--output", default=None, help="output file (default: <checkpoint>/model_fp32.pth)")
-    args = p.parse_args(argv)
-    checkpoint_dir = _resolve_checkpoint_dir(args.checkpoint)
-    output = args.output or os.path.join(checkpoint_dir, "model_fp32.pth")
-    summary = export_checkpoint(checkpoint_dir, output)
-    print(f"exported {summary['tensors']} tensors ({summary['numel']:,} values) from {checkpoint_dir} to {output}")
-    return 0
+    return p

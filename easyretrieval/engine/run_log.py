@@ -1,4 +1,5 @@
-"""What a training run records on rank 0: log.txt JSON lines (official keys), TensorBoard scalars,
+"""What a training run records on rank 0: log.txt JSON lines (official keys, one per epoch), train_steps.jsonl
+(one JSON line per optimizer step: step, epoch, the task's losses, lr, samples_per_s), TensorBoard scalars,
 and running means of the step scalars (synchronised across ranks at the end of an epoch)."""
 import json
 import os
@@ -44,12 +45,17 @@ class RunningMeans:
         self.counts = dict(state["counts"])
 
 
+STEPS_FILE = "train_steps.jsonl"
+
+
 class RunLog:
-    """log.txt and TensorBoard under output_dir; silent on ranks other than 0."""
+    """log.txt, train_steps.jsonl and TensorBoard under output_dir; silent on ranks other than 0."""
 
     def __init__(self, output_dir: str, enabled: bool, tensorboard: bool = True):
         self.enabled = enabled
         self.path = os.path.join(output_dir, "log.txt")
+        self.steps_path = os.path.join(output_dir, STEPS_FILE)
+        self._steps = None
         self._writer = None
         if enabled:
             os.makedirs(output_dir, exist_ok=True)
@@ -74,7 +80,37 @@ class RunLog:
                 f.flush()
                 os.fsync(f.fileno())
 
+    def step(self, record: dict):
+        """Append one optimizer step's JSON line to train_steps.jsonl (flushed, not fsynced: a crash may lose
+        the last lines, which a resume rewrites)."""
+        if not self.enabled:
+            return
+        if self._steps is None:
+            self._steps = open(self.steps_path, "a", encoding="utf-8")
+        self._steps.write(json.dumps(record) + "\n")
+        self._steps.flush()
+
+    def trim_steps(self, global_step: int):
+        """Keep the lines of steps up to `global_step` (a resumed run replays the later ones)."""
+        if not (self.enabled and os.path.isfile(self.steps_path)):
+            return
+        with open(self.steps_path, encoding="utf-8") as f:
+            kept = [line for line in f if _step_of(line) is not None and _step_of(line) <= global_step]
+        with open(self.steps_path + ".part", "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(self.steps_path + ".part", self.steps_path)
+
     def close(self):
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _step_of(line):
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut by a crash

@@ -3,7 +3,7 @@
 The engine (trainer, checkpoints, export) only talks to this interface, so it never imports an app.
 Every method is called on every rank.
 """
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, List, Mapping
 
 import torch
 
@@ -35,6 +35,11 @@ class TrainTask:
         """{split: {metric: value}}, equal on every rank; {} when there is nothing to evaluate."""
         return {}
 
+    def save_best_results(self, output_dir: str) -> List[str]:
+        """After `evaluate` gave a new best epoch: write that epoch's results (e.g. per-split metrics and
+        rankings) into output_dir; returns the paths written (rank 0; [] elsewhere)."""
+        return []
+
     def rank_state(self, model) -> dict:
         """Rank-local state an exact resume needs beyond DeepSpeed's checkpoint (e.g. fp32 EMA shadows)."""
         return {}
@@ -45,3 +50,7 @@ class TrainTask:
     def export_layout(self, state_dict: Dict[str, torch.Tensor]) -> object:
         """The object saved as an exported checkpoint (default: the official `{'model': state_dict}`)."""
         return {"model": state_dict}
+
+    def save_pretrained(self, state_dict: Dict[str, torch.Tensor], folder: str, about: dict) -> None:
+        """Write the best epoch's consolidated fp32 weights as a self-describing model folder (rank 0 only;
+        `about`: epoch, step and metrics of that epoch). Default: no folder."""

@@ -4,26 +4,28 @@ selection, exact resume and consolidated export. App-agnostic: everything app-sp
     engine = build_engine(model, ds_config, init_lr, weight_decay)
     result = Trainer(task, TrainerArgs(...), dist, ds_config).fit()
 """
-import contextlib
-import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 import torch
 
 from easyretrieval.distributed import DistInfo, barrier
+from easyretrieval.engine.best import BEST_FILE, adopt_best, best_files, run_dir_of_checkpoint, write_manifest
 from easyretrieval.engine.checkpointing import CheckpointManager, resolve_resume
+from easyretrieval.engine.deepspeed_internals import no_cpu_shm_comm_op, scalar_safe_broadcast
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
 from easyretrieval.engine.schedule import lr_at
 from easyretrieval.engine.task import TrainTask
 from easyretrieval.errors import UserError
+from easyretrieval.log import get_logger
 
-logger = logging.getLogger("easyretrieval")
+logger = get_logger()
 
-BEST_FILE = "checkpoint_best.pth"
+BEST_DIR = "best"  # the best epoch's model as the task's save_pretrained folder (when it writes one)
 FINAL_FILE = "checkpoint_final.pth"
 
 
@@ -39,11 +41,13 @@ class TrainerArgs:
     save_steps: int = 0  # also checkpoint every this many optimizer steps (0: per epoch only)
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
+    run_record: Optional[dict] = None  # JSON: what this run is (parameters, data); saved in every checkpoint
     log_steps: int = 50
     seed: int = 42
     select_split: str = "val"  # the best epoch is the one with the highest select_split/select_metric
     select_metric: str = "r_mean"
-    export_best: bool = True  # official checkpoint_best.pth (fp32, {'model': ...}) when the metric improves
+    export_best: bool = True  # when the metric improves: official checkpoint_best.pth (fp32, {'model': ...})
+    # and the task's save_pretrained folder OUTPUT_DIR/best
     export_final: bool = True  # checkpoint_final.pth after the last epoch
     progress: bool = True
     stop_after_steps: Optional[int] = None  # tests: return after this many optimizer steps (a simulated stop)
@@ -66,50 +70,9 @@ class TrainState:
 class FitResult:
     state: TrainState
     engine: object
-    best_path: Optional[str]
+    best_path: Optional[str]  # the best epoch's weights; None when there is no best epoch or they are lost
     final_path: Optional[str]
-
-
-@contextlib.contextmanager
-def _scalar_safe_broadcast():
-    """DeepSpeed's initial broadcasts (engine and ZeRO-3 Init) view each parameter as bytes, which fails on
-    0-dim parameters (BLIP's `temp`). While the engine is built, they are broadcast as 1-element views of
-    the same storage; their shape stays () as in the official state dict."""
-    from deepspeed.runtime.engine import DeepSpeedEngine
-
-    original = DeepSpeedEngine._broadcast_model
-
-    def broadcast(self):
-        scalars = [p for p in self.module.parameters() if p.dim() == 0]
-        for p in scalars:
-            p.data = p.data.reshape(1)
-        try:
-            original(self)
-        finally:
-            for p in scalars:
-                p.data = p.data.reshape(())
-
-    from deepspeed import comm
-    from deepspeed.runtime.zero.partition_parameters import Init
-
-    original_zero3 = Init._zero_init_param
-
-    def zero_init_param(self, param):  # ZeRO-3: Init._zero_init_param with the same 1-element view
-        if param.dim() != 0:
-            return original_zero3(self, param)
-        self._convert_to_deepspeed_param(param)
-        group = self.get_partition_dp_group(param)
-        src = 0 if comm.get_world_group() == group else comm.get_global_rank(group, 0)
-        comm.broadcast(param.data.reshape(1).view(torch.uint8), src, group)
-        param.partition()
-
-    DeepSpeedEngine._broadcast_model = broadcast
-    Init._zero_init_param = zero_init_param
-    try:
-        yield
-    finally:
-        DeepSpeedEngine._broadcast_model = original
-        Init._zero_init_param = original_zero3
+    best_files: List[str] = field(default_factory=list)  # best_path and the task's results of that epoch
 
 
 def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
@@ -118,7 +81,9 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
-    with _scalar_safe_broadcast():
+    # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
+    # initialised without it
+    with no_cpu_shm_comm_op(), scalar_safe_broadcast():
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     return engine
 
@@ -149,8 +114,8 @@ class Trainer:
     def _resume(self, engine, means):
         path = resolve_resume(self.args.resume, self.checkpoints.root)
         if path is None:
-            if self.args.resume == "auto" and self.dist.is_main:
-                print("[easyretrieval] resume=auto: no checkpoint yet, starting fresh", flush=True)
+            if self.args.resume == "auto":
+                logger.info("resume=auto: no checkpoint yet, starting fresh")
             return TrainState()
         client_state, rank_state = self.checkpoints.load(engine, path)
         state = TrainState(**client_state["trainer"])
@@ -159,9 +124,31 @@ class Trainer:
         self.task.load_rank_state(engine.module, rank_state["task"])
         if self.dist.is_main:
             self._rewrite_log(state.history)
-            print(f"[easyretrieval] resumed from {path}: epoch {state.epoch}, step {state.step_in_epoch}, "
-                  f"global step {state.global_step}", flush=True)
+            self.log.trim_steps(state.global_step)
+            self._adopt_best(state, path)
+        logger.info("resumed from %s: epoch %d, step %d, global step %d", path, state.epoch, state.step_in_epoch,
+                    state.global_step)
+        barrier()
         return state
+
+    def _adopt_best(self, state, checkpoint):
+        """Resumed from another run's folder: copy its best files of the checkpoint's best epoch here."""
+        source = run_dir_of_checkpoint(checkpoint)
+        out = self.args.output_dir
+        if state.best_epoch is None or os.path.abspath(source) == os.path.abspath(out):
+            return
+        if best_files(out, state.best_epoch) is None and adopt_best(out, source, state.best_epoch):
+            logger.info("best epoch %d so far: its weights and results copied from %s", state.best_epoch, source)
+
+    def _best_files(self, state, warn):
+        """The best epoch's files in output_dir ([] when there is none); warn: say when they are missing."""
+        if state.best_epoch is None or not self.args.export_best:
+            return []
+        found = best_files(self.args.output_dir, state.best_epoch)
+        if found is None and warn and self.dist.is_main:
+            logger.warning("the weights of best epoch %d are not in %s (its %s is missing or of another epoch; see "
+                           "best.json)", state.best_epoch, self.args.output_dir, BEST_FILE)
+        return found or []
 
     def _rewrite_log(self, history):
         """log.txt as of the checkpoint: lines written after it (by the crashed run) are replayed."""
@@ -175,13 +162,17 @@ class Trainer:
     def _save(self, engine, state, means):
         client_state = {"trainer": asdict(state), "epoch": state.epoch, "step_in_epoch": state.step_in_epoch}
         rank_state = {"rng": capture_rng_state(), "means": means.state(), "task": self.task.rank_state(engine.module)}
-        self.checkpoints.save(engine, state.global_step, client_state, rank_state)
+        self.checkpoints.save(engine, state.global_step, client_state, rank_state, self.args.run_record)
 
-    def _export(self, engine, filename):
+    def _export(self, engine, filename, about=None):
+        """Consolidated fp32 weights as `filename` (official layout); with `about` (the best epoch) also as
+        the task's save_pretrained folder OUTPUT_DIR/best, if the task writes one."""
         state_dict = consolidated_state_dict(engine)
         path = os.path.join(self.args.output_dir, filename)
         if self.dist.is_main:
             save_atomic(self.task.export_layout(state_dict), path)
+            if about is not None:
+                self.task.save_pretrained(state_dict, os.path.join(self.args.output_dir, BEST_DIR), about)
         barrier()
         return path
 
@@ -195,7 +186,7 @@ class Trainer:
         epoch_steps = steps - steps % self.gas  # whole optimizer steps only (like drop_last)
         if epoch_steps <= 0:
             raise UserError(f"an epoch has {steps} micro batches, fewer than gradient_accumulation_steps={self.gas}")
-        best_path = os.path.join(args.output_dir, BEST_FILE) if state.best_epoch is not None else None
+        files = self._best_files(state, warn=False)
 
         while state.epoch < args.max_epoch:
             epoch = state.epoch
@@ -206,7 +197,7 @@ class Trainer:
             engine.train()
             stopped = self._train_epoch(engine, state, means, epoch, steps, epoch_steps, lr)
             if stopped:
-                return FitResult(state, engine, best_path, None)
+                return FitResult(state, engine, files[0] if files else None, None, files)
 
             train_stats = means.global_means()
             engine.eval()
@@ -219,22 +210,33 @@ class Trainer:
             record["epoch"] = epoch
             improved = self._update_best(state, results, epoch)
             if improved and args.export_best:
-                best_path = self._export(engine, BEST_FILE)
+                about = {"epoch": epoch, "global_step": state.global_step,
+                         "selected_by": f"{args.select_split} {args.select_metric}", "metrics": state.best_metrics}
+                self._export_best(engine, state, about)
             state.history.append(record)
             self.log.line(record)
-            if self.dist.is_main:
-                print(f"[easyretrieval] epoch {epoch}: " + _format(record), flush=True)
+            logger.info("epoch %d: %s", epoch, _format(record))
             state.epoch, state.step_in_epoch = epoch + 1, 0
             self._save(engine, state, means)
 
         final_path = self._export(engine, FINAL_FILE) if args.export_final else None
-        if state.best_epoch is not None and self.dist.is_main:
+        if state.best_epoch is not None:
             self.log.line({"best_epoch": state.best_epoch})
-            print(f"[easyretrieval] best epoch {state.best_epoch} ({args.select_split} {args.select_metric} "
-                  f"{state.best_value:.2f}); test of that epoch: {_format(state.best_metrics.get('test', {}))}",
-                  flush=True)
+        files = self._best_files(state, warn=True)
         self.log.close()
-        return FitResult(state, engine, best_path, final_path)
+        return FitResult(state, engine, files[0] if files else None, final_path, files)
+
+    def _export_best(self, engine, state, about):
+        """checkpoint_best.pth (and the best/ folder), the task's results of this epoch, then best.json naming
+        them (written last)."""
+        self._export(engine, BEST_FILE, about)
+        names = [BEST_FILE] + [os.path.basename(p) for p in self.task.save_best_results(self.args.output_dir)]
+        if os.path.isdir(os.path.join(self.args.output_dir, BEST_DIR)):
+            names.append(BEST_DIR)
+        if self.dist.is_main:
+            write_manifest(self.args.output_dir, state.best_epoch, self.args.select_split, self.args.select_metric,
+                           state.best_value, names)
+        barrier()
 
     def _lr(self, epoch, global_step):
         args = self.args
@@ -250,6 +252,10 @@ class Trainer:
             progress = tqdm(total=epoch_steps, initial=state.step_in_epoch, desc=f"epoch {epoch}",
                             mininterval=2.0, dynamic_ncols=True)
         batches = self.task.train_batches(epoch, state.step_in_epoch)
+        window = RunningMeans()  # the micro batches of the current optimizer step
+        samples_per_step = self.ds_config.get("train_batch_size") or (  # micro batch x accumulation x ranks
+            self.ds_config.get("train_micro_batch_size_per_gpu", 1) * self.gas * self.dist.world_size)
+        tick = time.perf_counter()
         for i, batch in enumerate(batches, start=state.step_in_epoch):
             if i >= epoch_steps:
                 break
@@ -264,6 +270,7 @@ class Trainer:
             values = {k: float(v.detach().item()) if torch.is_tensor(v) else float(v) for k, v in logged.items()}
             values["lr"] = lr
             means.update(values)
+            window.update(values)
             state.step_in_epoch = i + 1
             if progress is not None:
                 progress.update(1)
@@ -272,6 +279,10 @@ class Trainer:
                 continue
             state.global_step += 1
             self.task.after_optimizer_step(engine)
+            now = time.perf_counter()
+            self.log.step({"step": state.global_step, "epoch": epoch, **window.means(),
+                           "samples_per_s": samples_per_step / max(now - tick, 1e-9)})
+            window, tick = RunningMeans(), now
             if state.global_step % args.log_steps == 0:
                 self.log.scalars("train", values, state.global_step)
             if args.save_steps and state.global_step % args.save_steps == 0 and i + 1 < epoch_steps:

@@ -11,9 +11,10 @@ import fcntl
 import hashlib
 import os
 import re
-import sys
 import time
 import urllib.parse
+
+from easyretrieval.log import get_logger
 
 CACHE_ENV = "EASYRETRIEVAL_CACHE"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -83,13 +84,11 @@ def node_lock(path, what, quiet=False):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not quiet:
-                print(f"[easyretrieval] waiting for another process to finish fetching {what}", file=sys.stderr,
-                      flush=True)
+                get_logger().info("waiting for another process to finish fetching %s", what)
             start = time.monotonic()
             fcntl.flock(fd, fcntl.LOCK_EX)
             if not quiet:
-                print(f"[easyretrieval] {what} ready after {time.monotonic() - start:.1f}s wait", file=sys.stderr,
-                      flush=True)
+                get_logger().info("%s ready after %.1fs wait", what, time.monotonic() - start)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)

@@ -17,6 +17,7 @@ import time
 
 from oss2.utils import Crc64
 
+from easyretrieval.log import get_logger
 from easyretrieval.modelzoo._cache import write_sha256_record
 from easyretrieval.modelzoo._sources import PermanentError, RangeNotSatisfiable, RemoteInfo, TransientError
 from easyretrieval.secrets import mask_secrets
@@ -233,5 +234,5 @@ def download(source, dest, expected_size=None, progress=True, policy=None):
                 if failures > policy.retries:
                     raise DownloadFailed(f"{last_error} (gave up after {failures} attempts)") from None
             wait = min(policy.backoff_s * (2 ** max(failures - 1, 0)), policy.backoff_max_s)
-            print(mask_secrets(f"[easyretrieval] {name}: {e}; retrying in {wait:.1f}s"), file=sys.stderr, flush=True)
+            get_logger().warning("%s", mask_secrets(f"{name}: {e}; retrying in {wait:.1f}s"))
             time.sleep(wait)

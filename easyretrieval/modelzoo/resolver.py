@@ -1,15 +1,18 @@
-"""`resolve(spec) -> local path` for catalog names, modelzoo-relative paths, http(s), oss:// and local paths.
+"""`resolve(spec) -> local path` for catalog names, modelzoo-relative paths, http(s), oss://, HF hub ids and
+local paths.
 
 Remote files land in the cache (EASYRETRIEVAL_CACHE, default ~/.cache/easyretrieval), fetched by exactly one
 process per node (flock) while the others wait, verified, renamed atomically; archives are unpacked to a
-folder. EASYRETRIEVAL_OFFLINE=1 (or local_files_only=True) answers from the cache only.
+folder. EASYRETRIEVAL_OFFLINE=1 (or local_files_only=True) answers from the cache only. Catalog entries on
+the HF hub and hub ids (`org/name`, `hf://org/name`) go through huggingface_hub and its own cache
+(see _hub.py); they resolve to the snapshot folder holding the files asked for.
 """
 import os
 import tarfile
 import urllib.parse
 
 from easyretrieval.errors import UserError, did_you_mean
-from easyretrieval.modelzoo import _archive, _cache, _oss, catalog
+from easyretrieval.modelzoo import _archive, _cache, _hub, _oss, catalog
 from easyretrieval.modelzoo._download import DownloadFailed, download
 from easyretrieval.modelzoo._sources import HttpSource, OssSource
 from easyretrieval.secrets import mask_secrets
@@ -58,7 +61,9 @@ def cached_path(url, cache_dir=None):
 
 
 def find_cached(url, cache_dir=None):
-    """The ready local path for `url` if it is cached, else None."""
+    """The ready local path for `url` if it is cached, else None (hf://repo URLs: see `find_cached_entry`)."""
+    if url.startswith(_hub.HUB_PREFIX):
+        return None
     path = cached_path(url, cache_dir)
     if _archive.is_archive(path):
         folder = _archive.unpacked_dir(path)
@@ -66,9 +71,37 @@ def find_cached(url, cache_dir=None):
     return path if os.path.isfile(path) else None
 
 
-def resolve(spec, cache_dir=None, local_files_only=None, progress=True):
+def find_cached_entry(entry, cache_dir=None):
+    """The local path of a catalog entry if it is cached, else None."""
+    if entry.host != catalog.HUGGINGFACE:
+        return find_cached(entry.url, cache_dir)
+    from huggingface_hub import try_to_load_from_cache
+
+    paths = [try_to_load_from_cache(entry.path, name, cache_dir=_hub.hub_cache_dir()) for name, _ in entry.files]
+    return os.path.dirname(paths[0]) if all(isinstance(p, str) for p in paths) else None
+
+
+def _resolve_hub_entry(entry):
+    """Download (or find) a hub-hosted catalog entry's files, each checked against its catalog sha256."""
+    folder = None
+    for name, expected in entry.files:
+        path = _hub.hub_file(entry.path, name)
+        actual = _hub.file_sha256(path)
+        if actual != expected:
+            raise _error(f"'{entry.name}': {entry.path}/{name} has sha256 {actual}, the catalog expects {expected}; "
+                         f"the file on the hub ({_hub.hub_endpoint()}) is not the one this version was made for: "
+                         f"give tokenizer=/path/to/vocab.txt or {entry.name}'s EasyNLP copy")
+        folder = os.path.dirname(path)
+    return folder
+
+
+def resolve(spec, cache_dir=None, local_files_only=None, progress=True, hub_files=None):
     """A local path for `spec`: a catalog name, a path relative to the modelzoo base, an http(s):// or
-    oss:// URL (downloaded once into the cache), or a local path (returned as given once it exists)."""
+    oss:// URL (downloaded once into the cache), or a local path (returned as given once it exists).
+
+    An HF hub id (`org/name` or `hf://org/name`) resolves to the snapshot folder holding `hub_files`
+    (file names in the repository, all required); without `hub_files` it is an error (the caller knows
+    which files it needs)."""
     if not isinstance(spec, str) or not spec.strip():
         raise _error(f"cannot resolve {spec!r}: expected a model name, URL or path")
     spec = spec.strip()
@@ -77,6 +110,15 @@ def resolve(spec, cache_dir=None, local_files_only=None, progress=True):
         if local is None:
             raise _error(f"'{spec}' does not exist (give an existing file or folder, a model name or a URL)")
         return local
+    entry = catalog.get_entry(spec)
+    if entry is not None and entry.host == catalog.HUGGINGFACE:
+        return _resolve_hub_entry(entry)
+    repo_id = _hub.hub_repo_id(spec) if entry is None else None
+    if repo_id is not None:
+        if not hub_files:
+            raise _error(f"'{spec}' looks like an HF hub repository id; this parameter does not take one "
+                         "(give a path, a model name or a URL)")
+        return _hub.hub_files(repo_id, hub_files)
     remote = _remote_for(spec)
     if remote is None:
         if "/" in spec:  # e.g. alibaba-pai/blip/flickr30k/annotation/flickr30k_train.json

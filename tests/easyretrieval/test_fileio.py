@@ -97,3 +97,32 @@ def test_one_bucket_per_process(oss):
         p.join(timeout=10)
     # each child saw the parent's Bucket, built its own, reused it, and read through it
     assert results == [(1, True, True, 7)] * 2
+
+
+def test_write_dir_replaces_whole_and_recovers_from_a_killed_writer(tmp_path):
+    from easyretrieval.fileio import write_dir
+
+    dest = tmp_path / "best"
+
+    def writer(text):
+        def write(tmp):
+            (tmp_path / "seen").write_text(str(os.path.exists(dest / "a.txt")))  # the old folder is still there
+            with open(os.path.join(tmp, "a.txt"), "w") as handle:
+                handle.write(text)
+        return write
+
+    write_dir(str(dest), writer("one"))
+    write_dir(str(dest), writer("two"))
+    assert (dest / "a.txt").read_text() == "two" and (tmp_path / "seen").read_text() == "True"
+    assert sorted(os.listdir(tmp_path)) == ["best", "seen"]
+    # killed between its two renames: the old folder was moved aside and the new one not yet in place
+    os.rename(dest, tmp_path / "best.old-4242")
+    (tmp_path / "best.tmp-4242").mkdir()
+
+    def failing(tmp):
+        assert (dest / "a.txt").read_text() == "two"  # put back before anything else
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_dir(str(dest), failing)
+    assert (dest / "a.txt").read_text() == "two" and sorted(os.listdir(tmp_path)) == ["best", "seen"]

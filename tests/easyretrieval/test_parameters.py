@@ -89,6 +89,18 @@ def test_vit_dependent_defaults(vit, expected):
     assert cfg.vit_grad_ckpt is True
 
 
+@pytest.mark.parametrize("dataset,k_test,negative_all_rank", [
+    ("flickr", 128, False),  # official configs/retrieval_flickr.yaml
+    ("coco", 256, True),     # official configs/retrieval_coco.yaml
+    ("custom", 128, False),  # custom data follows Flickr, as EasyNLP's example
+])
+def test_dataset_dependent_defaults(dataset, k_test, negative_all_rank):
+    cfg = SCHEMA.resolve({"dataset": dataset})
+    assert (cfg.k_test, cfg.negative_all_rank) == (k_test, negative_all_rank)
+    cfg = SCHEMA.resolve({"dataset": "coco", "k_test": "64", "negative_all_rank": "False"})
+    assert (cfg.k_test, cfg.negative_all_rank) == (64, False)
+
+
 def test_user_values_win_over_vit_defaults():
     cfg = SCHEMA.resolve({"vit": "large", "batch_size_train": "8", "init_lr": "1e-4", "vit_grad_ckpt": "False"})
     assert (cfg.batch_size_train, cfg.init_lr, cfg.vit_grad_ckpt) == (8, 1e-4, False)

@@ -9,16 +9,16 @@ and step counts stay equal on every rank) and an eval image is dropped (its inde
 batch); each skip is counted. `get_with_skips(i) -> (sample or None, 1 if entry i was skipped else 0)`
 carries the count out of DataLoader workers; the loaders in loaders.py sum it in the main process.
 """
-import io
 import json
 from dataclasses import dataclass
 
-from PIL import Image
 from torch.utils.data import Dataset
 
 from easyretrieval import fileio
+from appzoo.blip_retrieval.data.image_decode import decode_rgb
 from appzoo.blip_retrieval.model.tokenizer import pre_caption
 from easyretrieval.errors import UserError
+from easyretrieval.text_input import decode_text
 
 MAX_CONSECUTIVE_BAD = 100  # a train sample gives up after this many bad images in a row
 
@@ -31,10 +31,9 @@ def load_annotation(path):
         raise UserError(f"annotation file '{path}' not found") from None
     except OSError as e:
         raise UserError(f"cannot read annotation file '{path}': {e}") from None
+    text = decode_text(raw, path, "annotation file")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise UserError(f"annotation file '{path}' is not UTF-8 text: {e}") from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"annotation file '{path}' is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(data, list):
@@ -53,9 +52,9 @@ def expand_train_entries(entries):
 
 
 def read_image(path):
-    """RGB PIL image from `path` (local or remote); any failure -> OSError-like exception."""
-    image = Image.open(io.BytesIO(fileio.read_bytes(path)))
-    return image.convert("RGB")  # forces the full decode, so a truncated file fails here
+    """RGB PIL image from `path` (local or remote), decoded in full (image_decode.to_rgb: official
+    convert('RGB') where it is right); any failure raises (OSError, ValueError, ...)."""
+    return decode_rgb(fileio.read_bytes(path))
 
 
 @dataclass

@@ -99,6 +99,13 @@ def _clean_worker_error(error: UserError) -> UserError:
     return UserError(lines[-1] if lines else str(error))
 
 
+def _shutdown_workers(iterator):
+    """Stop the workers of a multi-process iterator now, while this process runs normally."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 class CountingLoader(DataLoader):
     """A DataLoader over `_SkipCounting(dataset)` that yields plain batches and sums skips into num_skipped."""
 
@@ -117,8 +124,14 @@ class CountingLoader(DataLoader):
                 batch, skipped = next(iterator)
             except StopIteration:
                 return
-            except UserError as e:
-                raise _clean_worker_error(e) from None
+            except BaseException as e:
+                # A worker's error ends the run: stop the workers here, in the normal flow. Left to the
+                # iterator's finalizer at interpreter exit, their queue threads print tracebacks of their own
+                # (EBADF, "semaphore released too many times") after our one-line message.
+                _shutdown_workers(iterator)
+                if isinstance(e, UserError):
+                    raise _clean_worker_error(e) from None
+                raise
             self.num_skipped += skipped
             if batch is not None:
                 yield batch

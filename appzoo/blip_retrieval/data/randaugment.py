@@ -1,14 +1,13 @@
-"""RandomAugment of official BLIP (transform/randaugment.py), in numpy without OpenCV.
+"""RandomAugment of official BLIP (transform/randaugment.py at 056a169), on OpenCV as the official.
 
-Same op list, magnitudes, probabilities and random-number use as the official (global `np.random`):
-each call samples N ops with replacement, applies each with probability 0.5 at level M. Images are HWC
-uint8 numpy arrays; like the official, a PIL input (isPIL=True) is converted and a numpy array is returned
-(torchvision's ToTensor accepts it). Geometric ops follow OpenCV's `warpAffine` convention (forward matrix,
-integer pixel coordinates, bilinear, constant border) so that shear/translate/rotate move pixels the same
-way as the official.
+The ten operations of the retrieval recipe, each computing what the official function computes, bit for
+bit: the same OpenCV calls (warpAffine, getRotationMatrix2D, filter2D, calcHist) and the same numpy
+arithmetic, with the per-channel lookup tables applied through cv2.LUT. Same magnitudes, probabilities
+and random-number use as the official (the global `np.random`): each call samples N ops with replacement
+and applies each with probability 0.5 at level M. Images are HWC uint8 numpy arrays; like the official, a
+PIL input (isPIL=True) is converted and a numpy array is returned.
 """
-import math
-
+import cv2
 import numpy as np
 
 MAX_LEVEL = 10
@@ -18,6 +17,7 @@ OFFICIAL_AUGS = (
     "Identity", "AutoContrast", "Brightness", "Sharpness", "Equalize",
     "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",
 )
+_SHARPNESS_KERNEL = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=np.float32) / 13
 
 
 # ---- ops on HWC uint8 arrays -------------------------------------------------------------------------
@@ -25,113 +25,93 @@ def identity(img):
     return img
 
 
-def _per_channel(img, tune):
-    return np.stack([tune(img[:, :, c]) for c in range(img.shape[2])], axis=2)
+def _apply_tables(img, tables):
+    """img [H, W, C] uint8, tables [C] arrays of 256 uint8 -> each channel through its table."""
+    return cv2.LUT(img, np.stack(tables, axis=1).reshape(1, 256, len(tables)))
+
+
+def _autocontrast_table(ch):
+    low, high = int(ch.min()), int(ch.max())
+    if high <= low:
+        return np.arange(256, dtype=np.uint8)
+    scale = 255 / (high - low)
+    # The official writes `-low * scale` with `low` a numpy uint8 scalar: the negation wraps to 256 - low
+    # (0 stays 0). Kept: a channel whose minimum is above 0 therefore comes out all 255.
+    offset = ((-low) % 256) * scale
+    table = np.arange(256) * scale + offset
+    table[table < 0] = 0
+    table[table > 255] = 255
+    return table.clip(0, 255).astype(np.uint8)
 
 
 def autocontrast(img):
-    """PIL.ImageOps.autocontrast (cutoff 0): stretch each channel's [min, max] to [0, 255]."""
+    """Official autocontrast_func (cutoff 0): PIL's autocontrast on channels whose minimum is 0; a
+    non-constant channel whose minimum is above 0 becomes 255 (the official uint8 wrap, see above)."""
+    return _apply_tables(img, [_autocontrast_table(img[:, :, c]) for c in range(img.shape[2])])
 
-    def tune(ch):
-        low, high = int(ch.min()), int(ch.max())
-        if high <= low:
-            return ch
-        scale = 255.0 / (high - low)
-        table = np.arange(256) * scale - low * scale
-        return np.clip(table, 0, 255).astype(np.uint8)[ch]
 
-    return _per_channel(img, tune)
+def _equalize_table(ch):
+    hist = cv2.calcHist([ch], [0], None, [256], [0, 256])  # float32 [256, 1], as official
+    non_zero = hist[hist != 0].reshape(-1)
+    step = np.sum(non_zero[:-1]) // 255
+    if step == 0:
+        return np.arange(256, dtype=np.uint8)
+    n = np.empty_like(hist)
+    n[0] = step // 2
+    n[1:] = hist[:-1]
+    return (np.cumsum(n) // step).clip(0, 255).astype(np.uint8)
 
 
 def equalize(img):
-    """PIL.ImageOps.equalize (the official reimplementation): histogram equalisation per channel."""
-
-    def tune(ch):
-        hist = np.bincount(ch.reshape(-1), minlength=256).astype(np.float64)
-        non_zero = hist[hist != 0]
-        step = np.sum(non_zero[:-1]) // 255
-        if step == 0:
-            return ch
-        n = np.empty_like(hist)
-        n[0] = step // 2
-        n[1:] = hist[:-1]
-        table = np.clip(np.cumsum(n) // step, 0, 255).astype(np.uint8)
-        return table[ch]
-
-    return _per_channel(img, tune)
+    """Official equalize_func: PIL.ImageOps.equalize's histogram equalisation, per channel."""
+    return _apply_tables(img, [_equalize_table(np.ascontiguousarray(img[:, :, c])) for c in range(img.shape[2])])
 
 
 def brightness(img, factor):
-    table = np.clip(np.arange(256, dtype=np.float32) * factor, 0, 255).astype(np.uint8)
-    return table[img]
+    table = (np.arange(256, dtype=np.float32) * factor).clip(0, 255).astype(np.uint8)
+    return cv2.LUT(img, table)
 
 
 def sharpness(img, factor):
-    """Blend with a 3x3 smoothing of the image (kernel 1,1,1/1,5,1/1,1,1 over 13); borders unchanged."""
+    """Official sharpness_func: blend with cv2.filter2D's 3x3 smoothing (1,1,1/1,5,1/1,1,1 over 13); the
+    one-pixel border keeps the input unless factor is 0."""
     if factor == 1.0:
         return img
-    f = img.astype(np.float32)
-    pad = np.pad(f, ((1, 1), (1, 1), (0, 0)), mode="reflect")  # OpenCV's default border (reflect-101)
-    h, w = img.shape[:2]
-    blur = sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) + 4.0 * f
-    blur = blur / 13.0
-    degenerate = np.clip(np.rint(blur), 0, 255)
+    degenerate = cv2.filter2D(img, -1, _SHARPNESS_KERNEL)
     if factor == 0.0:
-        return degenerate.astype(np.uint8)
-    out = f.copy()
-    inner = degenerate[1:-1, 1:-1]
-    out[1:-1, 1:-1] = inner + factor * (f[1:-1, 1:-1] - inner)
+        return degenerate
+    out = img.astype(np.float32)
+    degenerate = degenerate.astype(np.float32)[1:-1, 1:-1, :]
+    out[1:-1, 1:-1, :] = degenerate + factor * (out[1:-1, 1:-1, :] - degenerate)
     return out.astype(np.uint8)
 
 
-def warp_affine(img, matrix, fill):
-    """OpenCV warpAffine(img, matrix, (W, H), borderValue=fill, INTER_LINEAR) in numpy.
-
-    `matrix` (2x3) maps source to destination; each destination pixel samples the source at the inverse
-    map with bilinear weights, pixels outside the source taking `fill`.
-    """
-    h, w = img.shape[:2]
-    m = np.vstack([np.asarray(matrix, dtype=np.float64), [0.0, 0.0, 1.0]])
-    inv = np.linalg.inv(m)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
-    sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-    ax, ay = (sx - x0)[..., None], (sy - y0)[..., None]
-    padded = np.empty((h + 2, w + 2, img.shape[2]), dtype=np.float64)
-    padded[:] = np.asarray(fill, dtype=np.float64)
-    padded[1:-1, 1:-1] = img
-
-    def at(yy, xx):  # source pixel, or fill outside (indices shifted by the 1-pixel frame)
-        return padded[np.clip(yy + 1, 0, h + 1), np.clip(xx + 1, 0, w + 1)]
-
-    out = ((1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x0 + 1))
-           + ay * ((1 - ax) * at(y0 + 1, x0) + ax * at(y0 + 1, x0 + 1)))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+def _warp(img, matrix, fill):
+    height, width = img.shape[0], img.shape[1]
+    return cv2.warpAffine(img, matrix, (width, height), borderValue=fill, flags=cv2.INTER_LINEAR)
 
 
 def shear_x(img, factor, fill=(0, 0, 0)):
-    return warp_affine(img, np.float32([[1, factor, 0], [0, 1, 0]]), fill)  # float32 as official
+    return _warp(img, np.float32([[1, factor, 0], [0, 1, 0]]), fill)
 
 
 def shear_y(img, factor, fill=(0, 0, 0)):
-    return warp_affine(img, np.float32([[1, 0, 0], [factor, 1, 0]]), fill)
+    return _warp(img, np.float32([[1, 0, 0], [factor, 1, 0]]), fill)
 
 
 def translate_x(img, offset, fill=(0, 0, 0)):
-    return warp_affine(img, np.float32([[1, 0, -offset], [0, 1, 0]]), fill)
+    return _warp(img, np.float32([[1, 0, -offset], [0, 1, 0]]), fill)
 
 
 def translate_y(img, offset, fill=(0, 0, 0)):
-    return warp_affine(img, np.float32([[1, 0, 0], [0, 1, -offset]]), fill)
+    return _warp(img, np.float32([[1, 0, 0], [0, 1, -offset]]), fill)
 
 
 def rotate(img, degree, fill=(0, 0, 0)):
-    """Counter-clockwise by `degree` about the centre (OpenCV getRotationMatrix2D, like PIL rotate)."""
-    h, w = img.shape[:2]
-    cx, cy = w / 2, h / 2
-    a, b = math.cos(math.radians(degree)), math.sin(math.radians(degree))
-    return warp_affine(img, [[a, b, (1 - a) * cx - b * cy], [-b, a, b * cx + (1 - a) * cy]], fill)
+    """Counter-clockwise by `degree` about (W/2, H/2), like PIL rotate (official rotate_func)."""
+    height, width = img.shape[0], img.shape[1]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degree, 1)
+    return _warp(img, matrix, fill)
 
 
 # ---- level -> arguments (official: signs drawn from np.random) -----------------------------------------

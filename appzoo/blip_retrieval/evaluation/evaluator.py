@@ -18,6 +18,11 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+try:  # torch >= 2.3
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError:  # older torch has no cuDNN attention backend to avoid
+    SDPBackend = sdpa_kernel = None
+
 from easyretrieval.distributed import DistInfo, dist_info_from_env
 from easyretrieval.errors import UserError
 from easyretrieval.registry import register_evaluator
@@ -30,6 +35,24 @@ from appzoo.blip_retrieval.evaluation.zero_inference import gathered_for_inferen
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _SIM_BLOCK = 1024  # query rows per ITC similarity block (bounds the [rows, gallery] matrix)
 _PREFIX_CACHE_BYTES = 1 << 30  # the captions' cached ITM prefixes may take this much (else computed per batch)
+# ITM re-rank batching when not given, per device type (measured on an H200, ViT-B 384 px: 4096 pairs in
+# groups of 64 images ran 1.3x (fp32) and 5.9x (bf16) the pairs/s of 256 / 16; benchmarks/rerank_speed.py).
+_ITM_BATCH_SIZE = {"cuda": 4096}
+_IMAGES_PER_GROUP = {"cuda": 64}
+_CPU_ITM_BATCH_SIZE, _CPU_IMAGES_PER_GROUP = 256, 16
+
+
+def attention_without_cudnn():
+    """A context in which scaled_dot_product_attention does not use cuDNN's backend (flash, memory-efficient
+    or math kernels instead; same results to float rounding).
+
+    The re-rank's batches come in many shapes (caption length x pairs per image), and cuDNN attention
+    builds an execution plan for each new shape: on an H200 in bf16 that made the ITM re-rank of ViT-B at
+    384 px 2-30x slower than without it (README, GPU figures). No effect where torch has no cuDNN backend.
+    """
+    if sdpa_kernel is None or not hasattr(SDPBackend, "CUDNN_ATTENTION"):
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 @dataclass
@@ -47,6 +70,8 @@ class EvalResult:
     t2i: TopK  # per text, its candidate images
     timings: Dict[str, float] = field(default_factory=dict)
     stats: Dict[str, int] = field(default_factory=dict)
+    # images that could not be read (skip_bad_images=True): {"count", "of" (images in the split), "files"}
+    skipped: Dict[str, object] = field(default_factory=dict)
 
     @property
     def scores_i2t(self) -> torch.Tensor:
@@ -112,13 +137,14 @@ class RetrievalEvaluator:
     k_test: candidates re-ranked per query (clipped to the gallery). batch_size: images per encoder batch.
     precision: fp32, or bf16/fp16 autocast (GPU only). device: defaults to the model's. dist: DistInfo.
     timeout_s: collective timeout of the evaluation's process group. itm_batch_size: pairs per ITM
-    forward; images_per_group: images whose cross-attention keys/values are held at once.
+    forward; images_per_group: images whose cross-attention keys/values are held at once (None: 4096 / 64
+    on a GPU, 256 / 16 on the CPU; the scores do not depend on them beyond float rounding).
     num_workers / worker_start_method: image-loader worker processes and how they start.
     """
 
     def __init__(self, k_test, batch_size, precision="fp32", device=None, dist: Optional[DistInfo] = None,
-                 timeout_s=1800.0, progress=True, num_workers=0, text_batch_size=256, itm_batch_size=256,
-                 images_per_group=16, worker_start_method="forkserver"):
+                 timeout_s=1800.0, progress=True, num_workers=0, text_batch_size=256, itm_batch_size=None,
+                 images_per_group=None, worker_start_method="forkserver"):
         if precision not in PRECISIONS:
             raise UserError(f"eval_precision '{precision}' is not one of {', '.join(PRECISIONS)}")
         if k_test < 1:
@@ -133,8 +159,8 @@ class RetrievalEvaluator:
         self.num_workers = num_workers
         self.worker_start_method = worker_start_method
         self.text_batch_size = int(text_batch_size)
-        self.itm_batch_size = int(itm_batch_size)
-        self.images_per_group = int(images_per_group)
+        self.itm_batch_size = None if itm_batch_size is None else int(itm_batch_size)
+        self.images_per_group = None if images_per_group is None else int(images_per_group)
         self._comm = None
 
     # ------------------------------------------------------------------ public
@@ -155,11 +181,12 @@ class RetrievalEvaluator:
 
     @contextlib.contextmanager
     def inference(self, model, device):
-        """Eval mode (train mode restored after), no grad, ZeRO-3 parameters gathered, autocast."""
+        """Eval mode (train mode restored after), no grad, ZeRO-3 parameters gathered, autocast, attention
+        without cuDNN (attention_without_cudnn)."""
         was_training = model.training
         model.eval()
         try:
-            with gathered_for_inference(model), torch.no_grad(), self._autocast(device):
+            with gathered_for_inference(model), torch.no_grad(), self._autocast(device), attention_without_cudnn():
                 yield
         finally:
             model.train(was_training)
@@ -204,7 +231,11 @@ class RetrievalEvaluator:
         img2txt = {i: (list(ts) if bool(present[i]) else []) for i, ts in dataset.img2txt.items()}
         metrics = itm_eval_topk(scored.i2t.index, scored.i2t.score, scored.t2i.index, scored.t2i.score, txt2img, img2txt)
         scored.timings["total_s"] = time.perf_counter() - t_start
-        return EvalResult(metrics, scored.i2t, scored.t2i, scored.timings, scored.stats)
+        missing = [i for i in range(num_images) if not bool(present[i])]
+        names = getattr(dataset, "image", None)
+        skipped = {"count": len(missing), "of": num_images,
+                   "files": [str(names[i]) if names is not None else str(i) for i in missing]}
+        return EvalResult(metrics, scored.i2t, scored.t2i, scored.timings, scored.stats, skipped)
 
     def two_stage(self, model, texts, image_loader, num_images, device, k_i2t, k_t2i) -> "TwoStageScores":
         """Official two-stage scores of images (from this rank's `image_loader` slice) and `texts`.
@@ -340,8 +371,15 @@ class RetrievalEvaluator:
         slot[needed] = torch.arange(needed.numel())
         return torch.cat(parts), slot.to(device)
 
+    def rerank_batching(self, device):
+        """(pairs per ITM forward, images per key/value group) on `device`: the given values or the defaults."""
+        batch = self.itm_batch_size or _ITM_BATCH_SIZE.get(device.type, _CPU_ITM_BATCH_SIZE)
+        group = self.images_per_group or _IMAGES_PER_GROUP.get(device.type, _CPU_IMAGES_PER_GROUP)
+        return batch, group
+
     def _rerank(self, model, plan, image_embeds, text_ids, text_atts, lengths, device):
         """ITM positive logit of every distinct pair of the plan (image keys/values computed once per image)."""
+        itm_batch_size, images_per_group = self.rerank_batching(device)
         logits = torch.empty(plan.num_pairs, dtype=torch.float32, device=device)
         # Each batch runs at its longest caption's length: padding tokens are masked out of every attention
         # (exp(-10000) is exactly 0 in float32) and no other token reads them, so the scores do not change.
@@ -354,11 +392,11 @@ class RetrievalEvaluator:
         pair_image = plan.image_pos.cpu()
         bar = _Progress(self.progress and self.dist.is_main, plan.num_pairs, "ITM re-rank")
         try:
-            for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], self.images_per_group):
+            for g0, g1, p0, p1 in image_groups(plan.image_pos, image_embeds.shape[0], images_per_group):
                 kv = model.cross_kv(image_embeds[g0:g1].to(device, non_blocking=True))
                 order = p0 + torch.argsort(pair_len[p0:p1], stable=True)  # stable: by image within a length
-                for b0 in range(0, p1 - p0, self.itm_batch_size):
-                    rows = order[b0:b0 + self.itm_batch_size]
+                for b0 in range(0, p1 - p0, itm_batch_size):
+                    rows = order[b0:b0 + itm_batch_size]
                     length = int(pair_len[rows].max())
                     texts = plan.text[rows].to(device, non_blocking=True)
                     rows_prefix = None if prefix is None else prefix[slot[texts], :length]

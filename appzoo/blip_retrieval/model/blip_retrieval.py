@@ -3,6 +3,8 @@
 Training: `loss_ita, loss_itm = model(image, caption, alpha, idx)`. Inference: `encode_image`,
 `image_feat`, `encode_text`, `text_feat`, `itm_logits`, and the evaluator's fast path `cross_kv` +
 `itm_logits_cached` (image-side cross-attention keys/values computed once per image).
+Public API (mixins, no change to the math or the state dict): `BlipRetrieval.from_pretrained(source)`,
+`save_pretrained(folder)` (pretrained.py) and `embed_images`, `embed_texts`, `match` (inference.py).
 """
 from typing import NamedTuple
 
@@ -14,7 +16,9 @@ from easyretrieval.collectives import all_gather_with_grad, concat_all_gather
 from easyretrieval.registry import register_model
 
 from appzoo.blip_retrieval.model import losses
+from appzoo.blip_retrieval.model.inference import RetrievalInferenceMixin
 from appzoo.blip_retrieval.model.momentum import copy_params, momentum_update
+from appzoo.blip_retrieval.model.pretrained import PretrainedMixin
 from appzoo.blip_retrieval.model.text_encoder import TextEncoder
 from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
 
@@ -61,7 +65,17 @@ def _init_bert(module, std=0.02):
 
 
 @register_model("blip_retrieval")
-class BlipRetrieval(nn.Module):
+class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
+    """BLIP ITC + ITM retrieval model.
+
+        model = BlipRetrieval.from_pretrained("Salesforce/blip-itm-base-coco")   # or a folder, .pth, name
+        model.embed_images(images)  # [N, embed_dim] float32, L2-normalised
+        model.embed_texts(texts)    # [M, embed_dim]
+        model.match(images, texts)  # [N, M] ITM probability
+
+    config: BlipRetrievalConfig; tokenizer: BLIP's tokenizer (`create_tokenizer`), needed to tokenize.
+    """
+
     def __init__(self, config, tokenizer=None):
         super().__init__()
         self.config = config
@@ -197,7 +211,7 @@ class BlipRetrieval(nn.Module):
         text_feat = self.text_feat(self.encode_text(text.input_ids, text.attention_mask)).float()
 
         idx = idx.view(-1, 1).to(image.device)
-        targets = losses.itc_targets(idx, self.idx_queue, self.config.itc_idx_targets)
+        targets = losses.itc_targets(idx, self.idx_queue)
         with torch.no_grad():
             self.momentum_update()
             image_embeds_m = self.visual_encoder_m(image.to(self.visual_encoder_m.patch_embed.proj.weight.dtype))
@@ -219,18 +233,11 @@ class BlipRetrieval(nn.Module):
         enc_ids = self._enc_ids(text.input_ids)
         atts = text.attention_mask
         temp = temp.detach()
+        sim_i2t, sim_t2i, mask = self.negative_similarities(image_feat, text_feat, idx, idxs, temp)
         if self.config.negative_all_rank:
-            with torch.no_grad():
-                mask = torch.eq(idx, idxs.t())
-                sim_i2t = image_feat @ concat_all_gather(image_feat).t() / temp
-                sim_t2i = text_feat @ concat_all_gather(text_feat).t() / temp
             image_pool = all_gather_with_grad(image_embeds)
             ids_pool, atts_pool = concat_all_gather(enc_ids), concat_all_gather(atts)
         else:
-            with torch.no_grad():
-                mask = torch.eq(idx, idx.t())
-                sim_i2t = image_feat @ text_feat.t() / temp
-                sim_t2i = text_feat @ image_feat.t() / temp
             image_pool, ids_pool, atts_pool = image_embeds, enc_ids, atts
         # As official: first a negative image for each text, then a negative text for each image.
         neg_image = losses.sample_negatives(losses.negative_weights(sim_t2i, mask))
@@ -243,6 +250,21 @@ class BlipRetrieval(nn.Module):
         hidden = self.text_encoder(ids_all, atts_all, image_embeds=images_all)
         logits = self.itm_head(hidden[:, 0, :])
         return losses.itm_loss(logits, image_embeds.shape[0]), neg_image, neg_text
+
+    @torch.no_grad()
+    def negative_similarities(self, image_feat, text_feat, idx, idxs, temp):
+        """What the ITM hard negatives are drawn from (official): (sim_i2t, sim_t2i, same_idx).
+
+        Over this rank's batch: [B, B] each. With negative_all_rank, over every rank's batch: sim_i2t
+        [B, world*B] = this rank's images against all texts, sim_t2i = its texts against all images, and
+        same_idx compares idx [B, 1] with idxs [world*B, 1] (all ranks' idx, rank order).
+        """
+        if self.config.negative_all_rank:
+            image_feat_world = concat_all_gather(image_feat)
+            text_feat_world = concat_all_gather(text_feat)
+            return (image_feat @ text_feat_world.t() / temp, text_feat @ image_feat_world.t() / temp,
+                    torch.eq(idx, idxs.t()))
+        return image_feat @ text_feat.t() / temp, text_feat @ image_feat.t() / temp, torch.eq(idx, idx.t())
 
     @torch.no_grad()
     def _dequeue_and_enqueue(self, image_feat, text_feat, idxs):

@@ -6,6 +6,7 @@ their initial values. Stricter than official: any other missing, unexpected or m
 so a checkpoint of the wrong size (large into base) never loads partially.
 """
 import os
+import pickle
 from dataclasses import dataclass, field
 from typing import List
 
@@ -36,14 +37,64 @@ class LoadReport:
                 f"initialised {self.initialised}, interpolated {self.interpolated}")
 
 
+# Leading bytes of files people give as pretrained= by mistake, so the error can say what the file is.
+_NOT_CHECKPOINTS = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+                    (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"), (b"BZh", "a bzip2 archive"),
+                    (b"\xfd7zXZ", "an xz archive"), (b"<", "a text/HTML/XML file"), (b"{", "a JSON/text file"))
+
+
+def sniff_checkpoint(path):
+    """What the file at `path` is by its first bytes: 'zip' (torch.save), 'pickle' (legacy torch.save),
+    'safetensors', or a description of something that is not a checkpoint ('a JPEG image', ...)."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+        size = os.fstat(handle.fileno()).st_size
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
+        return "safetensors"
+    for magic, what in _NOT_CHECKPOINTS:
+        if head.startswith(magic):
+            return what
+    return "neither a PyTorch nor a safetensors file" if head else "an empty file"
+
+
+def not_a_checkpoint(path, what):
+    return UserError(f"{path} is not a model checkpoint ({what}); give a BLIP .pth or .safetensors file, a "
+                     "save_pretrained folder, an HF BlipForImageTextRetrieval folder or hub id, a modelzoo name "
+                     "or a URL")
+
+
 def read_state_dict(path):
-    """The state dict inside a checkpoint file ({'model': sd} or a bare sd)."""
+    """The state dict inside a checkpoint file: torch.save'd {'model': sd} or bare sd (read with
+    weights_only=True), or a .safetensors file. Raises UserError naming the file for anything else."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}")
+    kind = sniff_checkpoint(path)
+    if kind == "safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise UserError(f"cannot read safetensors checkpoint {path}: {error}") from None
+    if kind not in ("zip", "pickle"):
+        raise not_a_checkpoint(path, kind)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message advises weights_only=False: unsafe for a file of unknown origin, so not repeated.
+        raise UserError(f"{path} holds Python objects besides tensors, which are not loaded (unpickling them "
+                        "could run code); save its state dict alone: torch.save({'model': model.state_dict()})"
+                        ) from None
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from None
+        if kind == "zip" and "PytorchStreamReader" in str(error):
+            raise not_a_checkpoint(path, "a zip archive that torch.save did not write") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"cannot read checkpoint {path}: {type(error).__name__}: {first}") from None
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"checkpoint {path} holds no state dict (expected {{'model': state_dict}} or a state dict)")
@@ -109,12 +160,17 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
 
 
 def load_pretrained(model, path):
-    """Load an official BLIP checkpoint (retrieval or pre-training) from a LOCAL path into `model`."""
-    state = read_state_dict(path)
+    """Load an official BLIP checkpoint (retrieval or pre-training) from a LOCAL file into `model`."""
+    return load_state(model, read_state_dict(path), source=f"checkpoint {path}")
+
+
+def load_state(model, state, source="checkpoint"):
+    """Load an official-layout state dict into `model` with the official rules (`plan_load`): position
+    embeddings interpolated, missing queues / momentum encoders initialised as official. Returns the
+    LoadReport; raises UserError (naming `source`) for a checkpoint of another size or model."""
     model_state = model.state_dict()
     shapes = {k: v.shape for k, v in model_state.items()}
-    state, report, momentum_missing = plan_load(
-        shapes, state, model.config.vision.num_patches, source=f"checkpoint {path}")
+    state, report, momentum_missing = plan_load(shapes, state, model.config.vision.num_patches, source=source)
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys or set(result.missing_keys) != set(report.missing):
         raise RuntimeError(f"load plan and load_state_dict disagree: {result}")
@@ -122,8 +178,8 @@ def load_pretrained(model, path):
         online = {k: v for k, v in model.state_dict().items()}
         with torch.no_grad():
             for key in momentum_missing:
-                source = key.replace("_m.", ".", 1)
-                model_state[key].copy_(online[source])
+                source_key = key.replace("_m.", ".", 1)
+                model_state[key].copy_(online[source_key])
     return report
 
 

@@ -66,13 +66,10 @@ class BlipRetrievalConfig:
     momentum: float = 0.995         # EMA momentum of the momentum encoders
     negative_all_rank: bool = False  # sample ITM hard negatives from every rank
     max_length: int = 35            # tokens per caption (official retrieval)
+    max_words: int = 30             # captions are cut to this many words (official pre_caption) before tokenizing
     temp_init: float = 0.07         # initial ITC temperature
     temp_min: float = 0.001         # temp is clamped to [temp_min, temp_max] at each forward
     temp_max: float = 0.5
-    # The released official code computes idx-aware ITC targets and then overwrites them with the
-    # identity (`sim_targets.fill_diagonal_(1)`); False reproduces that exactly. True keeps the idx-aware
-    # targets (every batch/queue entry with the same idx is a positive), as ALBEF and LAVIS do.
-    itc_idx_targets: bool = False
 
     def __post_init__(self):
         if isinstance(self.vision, dict):
@@ -102,6 +99,14 @@ _SIZES = {
 }
 
 
+def named_size(vision_width, vision_depth, text_hidden_size, text_layers):
+    """The named size (`vit`) with these widths and depths, or None when no named size has them."""
+    for vit, (vw, vd, _vh, _dp, tw, tl, _th, _tf, _ed) in _SIZES.items():
+        if (vw, vd, tw, tl) == (vision_width, vision_depth, text_hidden_size, text_layers):
+            return vit
+    return None
+
+
 def create_config(vit, image_size, vocab_size=30524, **overrides):
     """The config of a named size; `overrides` set top-level fields (vision=/text= take dicts of fields)."""
     if vit not in _SIZES:
@@ -129,5 +134,5 @@ def config_from_params(cfg, vocab_size):
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],
-        itc_idx_targets=bool(cfg.get("itc_idx_targets", False)),
+        max_words=int(cfg.get("max_words", 30)),
     )

@@ -67,27 +67,85 @@ def hf_to_official_key(key):
     return new
 
 
+def _count_layers(state_dict, prefix):
+    found = {int(m.group(1)) for k in state_dict for m in [re.match(re.escape(prefix) + r"(\d+)\.", k)] if m}
+    return max(found) + 1 if found else 0
+
+
 def infer_config(state_dict, vit=None):
-    """Our config from an official state dict's shapes; `vit` names the size when the width is ambiguous."""
+    """Our config from an official state dict's shapes: the named size (`vit`) whose widths and depths
+    it has (or `vit` when given), image size, embed_dim, queue length and vocab size."""
+    from appzoo.blip_retrieval.model.config import VITS, named_size
+
     width = state_dict["visual_encoder.cls_token"].shape[-1]
+    depth = _count_layers(state_dict, "visual_encoder.blocks.")
+    text_width = state_dict["text_encoder.embeddings.word_embeddings.weight"].shape[1]
+    text_layers = _count_layers(state_dict, "text_encoder.encoder.layer.")
+    found = named_size(width, depth, text_width, text_layers)
     if vit is None:
-        vit = {768: "base", 1024: "large"}.get(width)
+        vit = found
         if vit is None:
-            raise UserError(f"vision width {width} is not base (768) or large (1024); pass --vit small|tiny")
+            raise UserError(f"the checkpoint's sizes (ViT width {width}, {depth} blocks; text width {text_width}, "
+                            f"{text_layers} layers) are none of the named sizes {', '.join(VITS)}")
     image_size = int(round((state_dict["visual_encoder.pos_embed"].shape[1] - 1) ** 0.5)) * 16
     overrides = {"embed_dim": state_dict["vision_proj.weight"].shape[0]}
     if "image_queue" in state_dict:
         overrides["queue_size"] = state_dict["image_queue"].shape[1]
     vocab = state_dict["text_encoder.embeddings.word_embeddings.weight"].shape[0]
     config = create_config(vit, image_size, vocab_size=vocab, **overrides)
-    if config.vision.width != width:
-        raise UserError(f"vit={vit} has vision width {config.vision.width}, the checkpoint {width}")
+    if (config.vision.width, config.vision.depth) != (width, depth):
+        raise UserError(f"vit={vit} has a ViT of width {config.vision.width} and {config.vision.depth} blocks, "
+                        f"the checkpoint {width} and {depth}")
     return config
 
 
-def hf_config_dict(config):
-    """Keyword arguments of transformers.BlipConfig equal to our config (eps 1e-6, 12 text heads...)."""
+def official_key_layout(state_dict):
+    """'official' (visual_encoder.*), 'hf' (vision_model.*, BlipForImageTextRetrieval) or None."""
+    if any(k.startswith("visual_encoder.") for k in state_dict):
+        return "official"
+    if any(k.startswith("vision_model.") for k in state_dict):
+        return "hf"
+    return None
+
+
+def config_from_hf(hf_config, queue_size=None, where="the HF config"):
+    """Our config from a transformers BlipConfig dict (config.json): the named size with its widths and
+    depths. The math stays official BLIP's (e.g. ViT LayerNorm eps 1e-6) whatever the file's eps says."""
+    from appzoo.blip_retrieval.model.config import VITS, named_size
+
+    try:
+        vision, text = hf_config["vision_config"], hf_config["text_config"]
+        sizes = (vision["hidden_size"], vision["num_hidden_layers"], text["hidden_size"], text["num_hidden_layers"])
+        image_size, vocab = vision["image_size"], text["vocab_size"]
+        embed_dim = hf_config.get("image_text_hidden_size", 256)
+    except (KeyError, TypeError) as error:
+        raise UserError(f"{where} is not a BLIP config (no {error})") from None
+    vit = named_size(*sizes)
+    if vit is None:
+        raise UserError(f"{where}: ViT width {sizes[0]}, {sizes[1]} blocks, text width {sizes[2]}, {sizes[3]} "
+                        f"layers are none of the named sizes {', '.join(VITS)}")
+    overrides = {"embed_dim": embed_dim}
+    if queue_size is not None:
+        overrides["queue_size"] = queue_size
+    return create_config(vit, image_size, vocab_size=vocab, **overrides)
+
+
+def from_hf_keys(hf_state_dict):
+    """HF key names -> official key names (no keys added); `text_encoder.*.position_ids` saved by older
+    transformers versions kept, other position_ids dropped (HF-only buffers)."""
+    return {hf_to_official_key(k): v for k, v in hf_state_dict.items()
+            if not (k.endswith("position_ids") and not k.startswith("text_encoder."))}
+
+
+def hf_config_dict(config, special_ids=None):
+    """Keyword arguments of transformers.BlipConfig equal to our config (eps 1e-6, 12 text heads...).
+
+    special_ids: the tokenizer's {pad, bos, eos, sep}_token_id (BLIP: [PAD], [DEC], [SEP], [SEP]); without
+    them transformers' defaults (bert-base-uncased + BLIP's [DEC] = 30522) stay.
+    """
     v, t = config.vision, config.text
+    text_ids = {"pad_token_id": t.pad_token_id}
+    text_ids.update(special_ids or {})
     return dict(
         vision_config=dict(hidden_size=v.width, num_hidden_layers=v.depth, num_attention_heads=v.heads,
                            intermediate_size=int(v.width * v.mlp_ratio), image_size=v.image_size,
@@ -96,8 +154,7 @@ def hf_config_dict(config):
                          num_attention_heads=t.num_heads, intermediate_size=t.intermediate_size,
                          encoder_hidden_size=v.width, hidden_dropout_prob=t.hidden_dropout,
                          attention_probs_dropout_prob=t.attention_dropout, layer_norm_eps=t.layer_norm_eps,
-                         max_position_embeddings=t.max_position_embeddings, pad_token_id=t.pad_token_id,
-                         hidden_act="gelu"),
+                         max_position_embeddings=t.max_position_embeddings, hidden_act="gelu", **text_ids),
         image_text_hidden_size=config.embed_dim,
     )
 
@@ -118,7 +175,7 @@ def from_hf(hf_state_dict, config, extras=None, seed=0):
     """HF state dict -> official state dict. Without `extras` (an HF-born model), the keys HF lacks are
     initialised as official: momentum encoders copy the online ones, queues random-normalised (seeded),
     idx_queue -100, ptr_queue 0, temp config.temp_init, position_ids arange."""
-    state = {hf_to_official_key(k): v for k, v in hf_state_dict.items()}
+    state = from_hf_keys(hf_state_dict)
     extras = dict(extras or {})
     state.update({k: v for k, v in extras.items() if k not in state})
     if _POSITION_IDS not in state:

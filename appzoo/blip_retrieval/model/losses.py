@@ -4,21 +4,18 @@ import torch
 import torch.nn.functional as F
 
 
-def itc_targets(idx, idx_queue, idx_aware):
-    """ITC targets over [batch | queue] columns, [B, B+Q] float32.
+def itc_targets(idx, idx_queue):
+    """Official ITC targets over [batch | queue] columns, [B, B+Q] float32 (models/blip_retrieval.py at
+    056a169: `sim_targets = pos_idx / pos_idx.sum(1)`).
 
-    idx_aware=False: the identity on the batch block (what the released official code ends up using).
-    idx_aware=True: every column with the same idx is a positive, rows normalised to sum 1.
+    Every column whose image idx equals the row's is a positive: the row's own pair, other captions of the
+    same image in the batch, and queue entries written from that image; each row sums to 1. idx: [B] or
+    [B, 1] int64; idx_queue: [1, Q] int64 (-100 marks an empty slot, which never matches a real idx).
     """
     idx = idx.view(-1, 1)
-    batch = idx.shape[0]
-    if idx_aware:
-        idx_all = torch.cat([idx.t(), idx_queue.view(1, -1).to(idx.dtype)], dim=1)
-        pos = torch.eq(idx, idx_all).float()
-        return pos / pos.sum(1, keepdim=True)
-    targets = torch.zeros(batch, batch + idx_queue.numel(), device=idx.device)
-    targets.fill_diagonal_(1)
-    return targets
+    idx_all = torch.cat([idx.t(), idx_queue.view(1, -1).to(idx.dtype)], dim=1)
+    pos = torch.eq(idx, idx_all).float()
+    return pos / pos.sum(1, keepdim=True)
 
 
 def distilled_itc_loss(image_feat, text_feat, image_feat_m, text_feat_m, image_queue, text_queue,

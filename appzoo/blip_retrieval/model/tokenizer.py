@@ -3,6 +3,7 @@ import os
 import re
 
 from easyretrieval.errors import UserError
+from easyretrieval.text_input import decode_text, split_lines
 
 DEC_TOKEN = "[DEC]"
 ENC_TOKEN = "[ENC]"
@@ -31,13 +32,25 @@ def _vocab_file(vocab_path):
 
 
 def read_vocab(vocab_path):
-    """token -> id of a WordPiece vocab.txt (one token a line, id = line number)."""
-    vocab = {}
-    with open(_vocab_file(vocab_path), encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            token = line.rstrip("\n")
+    """token -> id of a WordPiece vocab.txt (one token a line, id = line number), or of the WordPiece
+    model in a transformers tokenizer.json when a folder holds no vocab.txt."""
+    path = os.fspath(vocab_path)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "vocab.txt")) and \
+            os.path.isfile(os.path.join(path, "tokenizer.json")):
+        from appzoo.blip_retrieval.model.hf_folder import hf_vocab
+
+        vocab = hf_vocab(path)
+        if not isinstance(vocab, dict):
+            raise UserError(f"{path}/tokenizer.json holds no WordPiece vocab")
+    else:
+        vocab = {}
+        vocab_file = _vocab_file(vocab_path)
+        with open(vocab_file, "rb") as handle:
+            text = decode_text(handle.read(), vocab_file, "tokenizer vocab")
+        for index, token in enumerate(split_lines(text)):
             if token in vocab:
-                raise UserError(f"vocab {vocab_path}: token {token!r} appears twice (lines {vocab[token] + 1}, {index + 1})")
+                raise UserError(f"vocab {vocab_path}: token {token!r} appears twice (lines {vocab[token] + 1}, "
+                                f"{index + 1})")
             vocab[token] = index
     missing = [t for t in BERT_SPECIALS if t not in vocab]
     if missing:
@@ -45,15 +58,16 @@ def read_vocab(vocab_path):
     return vocab
 
 
-def create_tokenizer(vocab_path):
+def create_tokenizer(vocab):
     """BLIP's init_tokenizer on a local vocab: BertTokenizer + bos [DEC] + additional special [ENC].
 
-    With bert-base-uncased's 30522-token vocab, [DEC] is 30522 and [ENC] is 30523 (len 30524).
-    The result has `enc_token_id`, like the official tokenizer.
+    vocab: a vocab.txt file, a folder holding one, or a token -> id dict. With bert-base-uncased's
+    30522-token vocab, [DEC] is 30522 and [ENC] is 30523 (len 30524). The result has `enc_token_id`,
+    like the official tokenizer.
     """
     from transformers import BertTokenizer
 
-    tokenizer = BertTokenizer(vocab=read_vocab(vocab_path), do_lower_case=True)
+    tokenizer = BertTokenizer(vocab=vocab if isinstance(vocab, dict) else read_vocab(vocab), do_lower_case=True)
     tokenizer.add_special_tokens({"bos_token": DEC_TOKEN})
     tokenizer.add_special_tokens({"additional_special_tokens": [ENC_TOKEN]})
     tokenizer.enc_token_id = tokenizer.convert_tokens_to_ids(ENC_TOKEN)

@@ -4,9 +4,11 @@ Same parameter names as official models/vit.py (cls_token, pos_embed, patch_embe
 LayerNorm eps 1e-6, qkv bias, no head; `forward` returns all normed tokens [B, 1+P, width].
 """
 import math
+from functools import partial
 
 import torch
-from timm.layers import resample_abs_pos_embed
+from torch import nn
+from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 
 from appzoo.blip_retrieval.model._checkpointing import checkpoint
@@ -28,7 +30,11 @@ class VisionEncoder(VisionTransformer):
             global_pool="",
             num_classes=0,
             drop_path_rate=config.drop_path_rate,
+            norm_layer=partial(nn.LayerNorm, eps=config.layer_norm_eps),
         )
+        # Official models/vit.py initialises the class token like pos_embed, trunc_normal(std 0.02);
+        # timm 1.0 uses normal(std 1e-6). Matters only when training from scratch.
+        trunc_normal_(self.cls_token, std=0.02)
         self.vit_grad_ckpt = config.grad_ckpt if grad_ckpt is None else grad_ckpt
         self.ckpt_layer = config.ckpt_layer
 

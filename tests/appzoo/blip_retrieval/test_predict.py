@@ -2,10 +2,10 @@
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import numpy as np
+import process_launch
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -50,9 +50,9 @@ def predict(root, out, gallery, queries, top_k, launcher=CLI):
     params = (f"vit=tiny image_size={IMAGE_SIZE} queue_size=8 pretrained={root / 'model.pth'} "
               f"tokenizer={root / 'vocab.txt'} gallery={gallery} queries={queries} top_k={top_k} k_test=4 "
               "batch_size_test=4 num_workers=0 save_embeddings=True")
-    proc = subprocess.run(launcher + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(out),
-                                      "--user_defined_parameters", params],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = process_launch.run(launcher + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(out),
+                                          "--user_defined_parameters", params],
+                              600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     with open(out / "predictions.jsonl", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
@@ -108,7 +108,7 @@ def test_read_items_kinds(tmp_path, setup):
 
 def test_same_kinds_rejected_in_one_line(setup, tmp_path):
     root, _, _ = setup
-    proc = subprocess.run(CLI + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(tmp_path),
-                                 "--user_defined_parameters", f"gallery={root / 'images'} queries={root / 'images'}"],
-                          capture_output=True, text=True, timeout=300)
+    proc = process_launch.run(CLI + ["--app", "blip_retrieval", "--mode", "predict", "--output_dir", str(tmp_path),
+                                     "--user_defined_parameters", f"gallery={root / 'images'} queries={root / 'images'}"],
+                              300)
     assert proc.returncode == 2 and "both images" in proc.stderr and "Traceback" not in proc.stderr

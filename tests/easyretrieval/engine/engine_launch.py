@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 
+import process_launch
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,7 +33,7 @@ def run_toy(out, *args, nproc=2, check=True):
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                "--master_addr=127.0.0.1", f"--master_port={free_port()}", WORKER, str(out), *map(str, args)]
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = process_launch.run(cmd, TIMEOUT_S, env=_env())
     if check and proc.returncode != 0:
         raise AssertionError(f"worker failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
@@ -46,11 +47,15 @@ def run_toy_two_nodes(out, *args):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
                f"--node_rank={node_rank}", "--master_addr=127.0.0.1", f"--master_port={port}",
                WORKER, str(out), *map(str, args)]
-        procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
-    for p, text in zip(procs, outputs):
-        if p.returncode != 0:
-            raise AssertionError(f"node failed ({p.returncode}):\n{text[-6000:]}")
+        procs.append(process_launch.start(cmd, env=_env(), stderr=subprocess.STDOUT))
+    try:
+        results = [process_launch.finish(p, TIMEOUT_S) for p in procs]
+    finally:
+        for p in procs:
+            process_launch.kill_tree(p.pid)
+    for code, text, _ in results:
+        if code != 0:
+            raise AssertionError(f"node failed ({code}):\n{text[-6000:]}")
 
 
 def load_result(out, rank=0):

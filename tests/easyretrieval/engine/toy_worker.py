@@ -20,9 +20,11 @@ from easyretrieval.engine.ds_config import DsParams, build_ds_config, load_ds_co
 from easyretrieval.engine.export import consolidated_state_dict  # noqa: E402
 from easyretrieval.engine.trainer import Trainer, TrainerArgs  # noqa: E402
 from easyretrieval.distributed import shutdown_distributed  # noqa: E402
+from easyretrieval.log import setup_logging  # noqa: E402
 
 
 def main():
+    setup_logging(int(os.environ.get("RANK", "0")))  # as the CLI does: messages through logging
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--stage", type=int, default=1)
@@ -55,12 +57,12 @@ def main():
     if a.kill_in_save:
         original = checkpointing.CheckpointManager.save
 
-        def save(self, engine, global_step, client_state, rank_state):
+        def save(self, engine, global_step, client_state, rank_state, record=None):
             if global_step == a.kill_in_save:  # die after DeepSpeed wrote its files, before the marker
                 engine.save_checkpoint(self.root, tag=checkpointing.TMP_PREFIX + checkpointing.checkpoint_name(
                     global_step), client_state=client_state, save_latest=False)
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original(self, engine, global_step, client_state, rank_state)
+            return original(self, engine, global_step, client_state, rank_state, record)
         checkpointing.CheckpointManager.save = save
     task = ToyTask(a.batch, info.rank, info.world_size, noise=a.noise, hooks=hooks)
     args = TrainerArgs(output_dir=a.out, max_epoch=a.epochs, init_lr=a.lr, min_lr=0.0, weight_decay=0.05,

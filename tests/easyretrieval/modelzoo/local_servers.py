@@ -324,3 +324,85 @@ def oss_test_endpoint(monkeypatch, tmp_path, key_id, secret):
     with OssServer(key_id, secret) as server:
         monkeypatch.setenv("OSS_ENDPOINT", server.base_url)
         yield server
+
+
+def git_blob_sha1(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class HubServer(_BaseServer):
+    """An HF-hub endpoint (HF_ENDPOINT) on 127.0.0.1 answering what huggingface_hub's hf_hub_download asks:
+    HEAD/GET /ORG/NAME/resolve/REVISION/FILE with X-Repo-Commit and the file's hash as the hub gives it
+    (ETag = git blob sha1; for LFS-stored files (*.safetensors, *.bin) X-Linked-Etag = sha256 and
+    X-Linked-Size); 404s carry X-Error-Code EntryNotFound / RepoNotFound / RevisionNotFound as the hub's do.
+    `corrupt_next(repo, file)` flips one byte of the next body of that file."""
+
+    LFS_SUFFIXES = (".safetensors", ".bin")
+
+    def __init__(self):
+        super().__init__()
+        self.repos = {}  # repo_id -> (commit sha, {file name: bytes})
+        self.corrupt = set()
+
+    def add_repo(self, repo_id, files):
+        digest = hashlib.sha1()
+        for name in sorted(files):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+        self.repos[repo_id] = (digest.hexdigest(), dict(files))
+        return self.repos[repo_id][0]
+
+    def add_folder(self, repo_id, folder):
+        files = {}
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    files[name] = handle.read()
+        return self.add_repo(repo_id, files)
+
+    def corrupt_next(self, repo_id, name):
+        self.corrupt.add((repo_id, name))
+
+    def _not_found(self, handler, code):
+        handler.send_response(404)
+        handler.send_header("X-Error-Code", code)
+        handler.send_header("X-Error-Message", code)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def handle(self, handler, head):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(handler.path).path)
+        with self.lock:
+            self.requests.append((handler.command, path, handler.headers.get("Range")))
+        parts = path.lstrip("/").split("/", 4)
+        if len(parts) < 5 or parts[2] != "resolve":
+            return self._not_found(handler, "RepoNotFound")
+        repo_id, revision, name = f"{parts[0]}/{parts[1]}", parts[3], parts[4]
+        if repo_id not in self.repos:
+            return self._not_found(handler, "RepoNotFound")
+        commit, files = self.repos[repo_id]
+        if revision not in ("main", commit):
+            return self._not_found(handler, "RevisionNotFound")
+        if name not in files:
+            return self._not_found(handler, "EntryNotFound")
+        data = files[name]
+        rng = handler.headers.get("Range")
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = data[start:]
+        if not head and (repo_id, name) in self.corrupt:
+            self.corrupt.discard((repo_id, name))
+            body = bytearray(body)
+            body[len(body) // 2] ^= 0xFF
+            body = bytes(body)
+        handler.send_response(206 if start else 200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("X-Repo-Commit", commit)
+        handler.send_header("ETag", f'"{git_blob_sha1(data)}"')
+        if name.endswith(self.LFS_SUFFIXES):
+            handler.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+            handler.send_header("X-Linked-Size", str(len(data)))
+        if start:
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        handler.end_headers()
+        if not head:
+            self._write_body(handler, body, slow=False)

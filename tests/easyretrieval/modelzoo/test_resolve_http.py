@@ -148,9 +148,9 @@ def test_tokenizer_archive_is_unpacked_to_a_folder(http_server, cache_dir, monke
                                                             "bert-base-uncased/config.json": b"{}"}))
     stale = cache_path(url, cache_dir)[: -len(".tgz")] + ".tmp99999"  # a process killed mid-unpack
     os.makedirs(os.path.join(stale, "junk"))
-    folder = resolve("bert-base-uncased", cache_dir=cache_dir, progress=False)
+    folder = resolve("easynlp_bert-base-uncased", cache_dir=cache_dir, progress=False)
     assert os.path.isdir(folder) and sorted(os.listdir(folder)) == ["config.json", "vocab.txt"]
-    assert resolve("bert-base-uncased", cache_dir=cache_dir, local_files_only=True) == folder
+    assert resolve("easynlp_bert-base-uncased", cache_dir=cache_dir, local_files_only=True) == folder
     assert not [f for f in _cached_files(cache_dir) if ".tmp" in f] and not os.path.exists(stale)
 
 

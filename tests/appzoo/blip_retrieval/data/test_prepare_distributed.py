@@ -2,10 +2,10 @@
 the eval images are then split between the ranks without gaps or duplicates."""
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
+
+import process_launch
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prepare_worker.py")
 
@@ -21,15 +21,8 @@ def _torchrun(*args):
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), WORKER, *args]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        _, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, never leaving a rank behind
-            proc.wait()
-    return proc.returncode, stderr
+    proc = process_launch.run(cmd, 300, env=env)  # the launcher and both ranks, never leaving a rank behind
+    return proc.returncode, proc.stderr
 
 
 def test_two_ranks_share_one_generation_and_split_eval_images(tmp_path):

@@ -3,10 +3,10 @@ and each rank holds only its share of the image embeddings."""
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import numpy as np
+import process_launch
 import pytest
 
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
@@ -29,7 +29,7 @@ def two_rank_run(tmp_path_factory):
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port), os.path.join(HERE, "eval_worker.py"), str(out), root, str(folder / "vocab.txt"), "6"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    proc = process_launch.run(cmd, 600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     single = RetrievalEvaluator(k_test=6, batch_size=4, progress=False).evaluate(make_model(tokenizer, seed=11), dataset)
     return out, single

@@ -85,3 +85,22 @@ def test_restores_train_mode_and_rejects_half_on_cpu(tokenizer, gallery):
     assert model.training and model.text_encoder.training
     with pytest.raises(UserError, match="GPU"):
         RetrievalEvaluator(k_test=2, batch_size=8, precision="bf16", progress=False).evaluate(model, gallery)
+
+
+def test_inference_runs_attention_without_cudnn_and_restores_it(tokenizer):
+    """cuDNN attention builds a plan per new shape (slow for the re-rank's many shapes): off inside, restored after."""
+    model = make_model(tokenizer, seed=1)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    ev = RetrievalEvaluator(k_test=2, batch_size=4, progress=False)
+    with ev.inference(model, torch.device("cpu")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+
+
+def test_rerank_batching_defaults_per_device_and_given_values_win():
+    ev = RetrievalEvaluator(k_test=2, batch_size=4, progress=False)
+    assert ev.rerank_batching(torch.device("cpu")) == (256, 16)
+    assert ev.rerank_batching(torch.device("cuda", 0)) == (4096, 64)
+    given = RetrievalEvaluator(k_test=2, batch_size=4, progress=False, itm_batch_size=7, images_per_group=3)
+    assert given.rerank_batching(torch.device("cuda", 0)) == (7, 3)

@@ -1,4 +1,6 @@
-"""Skipped (unreadable) images count as misses; a hung rank fails at the configured collective timeout."""
+"""Skipped (unreadable) images count as misses and are reported; a hung rank fails at the configured collective
+timeout."""
+import json
 import os
 import socket
 import time
@@ -9,6 +11,7 @@ import torch.multiprocessing as mp
 
 from appzoo.blip_retrieval.data.datasets import RetrievalEvalDataset
 from appzoo.blip_retrieval.data.transforms import create_transform
+from appzoo.blip_retrieval.components import format_recall
 from appzoo.blip_retrieval.evaluation import RetrievalEvaluator
 from appzoo.blip_retrieval.evaluation.comm import EvalComm
 from eval_fixtures import IMAGE_SIZE, make_model, write_gallery
@@ -29,6 +32,23 @@ def test_skipped_image_is_never_retrieved_and_counts_as_miss(tokenizer, tmp_path
     assert result.metrics["img_r10"] <= 100.0 * (len(dataset.text) - own) / len(dataset.text) + 1e-9
     assert result.metrics["txt_r10"] <= 100.0 * 7 / 8 + 1e-9
     assert "ITM re-rank" in capsys.readouterr().err  # the progress bar ran
+
+
+def test_skipped_images_are_named_in_the_result_and_metrics_file(tokenizer, tmp_path):
+    ann = write_gallery(str(tmp_path), 5, seed=4)
+    with open(tmp_path / "images" / "img_0003.jpg", "wb") as handle:
+        handle.write(b"not a jpeg")
+    dataset = RetrievalEvalDataset(ann, str(tmp_path / "images"), create_transform(IMAGE_SIZE, train=False),
+                                   skip_bad_images=True)
+    evaluator = RetrievalEvaluator(k_test=4, batch_size=2, progress=False)
+    result = evaluator.evaluate(make_model(tokenizer), dataset)
+    assert result.skipped == {"count": 1, "of": 5, "files": ["img_0003.jpg"]}
+    with open(evaluator.save(result, str(tmp_path / "out"), "val")["metrics.json"], encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["skipped_images"] == 1 and saved["skipped_image_files"] == ["img_0003.jpg"]
+    assert saved["r_mean"] == result.metrics["r_mean"]
+    line = format_recall("val", result.metrics, result.skipped).splitlines()[-1]
+    assert line.startswith("val: 1 of 5 images skipped as unreadable (img_0003.jpg)")
 
 
 def _hang_worker(rank, port, results):

@@ -78,7 +78,7 @@ def test_bad_files_are_user_errors(tokenizer, tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_pretrained(model, str(tmp_path / "missing.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match="junk.pth is not a model checkpoint"):
         read_state_dict(str(tmp_path / "junk.pth"))
     state = dict(model.state_dict())
     state["text_encoder.encoder.layer.0.intermediate.dense.weight"] = torch.zeros(7, 7)

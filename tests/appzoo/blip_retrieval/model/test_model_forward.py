@@ -14,7 +14,7 @@ CAPTIONS = ["a dog runs on the grass", "two children play", "a man rides a red b
 
 
 @torch.no_grad()
-def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text, idx_aware):
+def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text):
     """Official forward, float64, eval mode (no dropout), with the hard negatives fixed."""
     m = copy.deepcopy(model).double()
     tok = m.tokenizer(caption, padding="max_length", truncation=True, max_length=35, return_tensors="pt")
@@ -24,13 +24,9 @@ def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text, 
     image_feat = F.normalize(m.vision_proj(image_embeds[:, 0, :]), dim=-1)
     text_feat = F.normalize(m.text_proj(m.text_encoder(tok.input_ids, tok.attention_mask)[:, 0, :]), dim=-1)
     idx = idx.view(-1, 1)
-    if idx_aware:
-        idx_all = torch.cat([idx.t(), m.idx_queue], dim=1)
-        pos_idx = torch.eq(idx, idx_all).double()
-        sim_targets = pos_idx / pos_idx.sum(1, keepdim=True)
-    else:
-        sim_targets = torch.zeros(len(idx), len(idx) + m.idx_queue.shape[1], dtype=torch.float64)
-        sim_targets.fill_diagonal_(1)
+    idx_all = torch.cat([idx.t(), m.idx_queue], dim=1)
+    pos_idx = torch.eq(idx, idx_all).double()
+    sim_targets = pos_idx / pos_idx.sum(1, keepdim=True)
     for (_, p, _, p_m) in m.momentum_pairs():
         p_m.data = p_m.data * m.config.momentum + p.data * (1.0 - m.config.momentum)
     image_feat_m = F.normalize(m.vision_proj_m(m.visual_encoder_m(image)[:, 0, :]), dim=-1)
@@ -54,9 +50,8 @@ def _official_reference(model, image, caption, alpha, idx, neg_image, neg_text, 
     return loss_ita, F.cross_entropy(logits, labels), image_feat_m, text_feat_m
 
 
-@pytest.mark.parametrize("idx_aware", [False, True])
-def test_forward_equals_official_restatement(tokenizer, idx_aware):
-    model = tiny_model(tokenizer, seed=0, queue_size=6, itc_idx_targets=idx_aware).eval()
+def test_forward_equals_official_restatement(tokenizer):
+    model = tiny_model(tokenizer, seed=0, queue_size=6).eval()
     image = torch.randn(4, 3, 32, 32)
     idx = torch.tensor([7, 3, 7, 5])
     for step in range(2):  # the second step sees a filled, wrapped queue and moved momentum encoders
@@ -64,7 +59,7 @@ def test_forward_equals_official_restatement(tokenizer, idx_aware):
         out = model(image + step, CAPTIONS, alpha=0.4, idx=idx)
         loss_ita, loss_itm = out
         ref_ita, ref_itm, feat_m, text_m = _official_reference(
-            before, image + step, CAPTIONS, 0.4, idx, out.neg_image_index, out.neg_text_index, idx_aware)
+            before, image + step, CAPTIONS, 0.4, idx, out.neg_image_index, out.neg_text_index)
         torch.testing.assert_close(loss_ita.double(), ref_ita, atol=2e-6, rtol=1e-6)
         torch.testing.assert_close(loss_itm.double(), ref_itm, atol=2e-6, rtol=1e-6)
         same = idx.view(-1, 1) == idx.view(1, -1)
@@ -77,6 +72,22 @@ def test_forward_equals_official_restatement(tokenizer, idx_aware):
     assert model.ptr_queue.item() == 8 % 6
     (loss_ita + loss_itm).backward()
     assert model.temp.grad is not None and model.visual_encoder.cls_token.grad is not None
+
+
+def test_itc_targets_are_idx_aware_over_batch_and_queue():
+    """Official 056a169: every batch or queue column with the row's idx is a positive, rows sum to 1."""
+    idx = torch.tensor([7, 3, 7])
+    idx_queue = torch.tensor([[-100, 3, 7, 5]])
+    targets = losses.itc_targets(idx, idx_queue)
+    expected = torch.tensor([
+        [1 / 3, 0, 1 / 3, 0, 0, 1 / 3, 0],  # idx 7: itself, batch row 2, queue slot 2
+        [0, 1 / 2, 0, 0, 1 / 2, 0, 0],      # idx 3: itself, queue slot 1
+        [1 / 3, 0, 1 / 3, 0, 0, 1 / 3, 0],
+    ])
+    assert targets.dtype == torch.float32
+    torch.testing.assert_close(targets, expected)
+    alone = losses.itc_targets(torch.tensor([1, 2]), torch.full((1, 3), -100))
+    torch.testing.assert_close(alone, torch.eye(2, 5))  # no shared idx: the identity on the batch block
 
 
 def test_sampling_follows_softmax_weights():
@@ -145,3 +156,27 @@ def test_itm_fast_path_uneven_groups_equals_itm_logits(tokenizer):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
         planned = model.itm_logits_cached(cache, plan_cross_groups(index, 5), text.input_ids, text.attention_mask)
         torch.testing.assert_close(planned, expected, atol=1e-5, rtol=0)
+
+
+def test_all_rank_negatives_are_drawn_from_image_text_similarities(tokenizer):
+    """negative_all_rank (official): images against every rank's texts and texts against every rank's images;
+    in one process that is the same as the local draw, negatives and losses included."""
+    all_rank = tiny_model(tokenizer, seed=0, negative_all_rank=True).eval()
+    local = tiny_model(tokenizer, seed=0).eval()
+    image_feat = F.normalize(torch.randn(3, 8), dim=-1)
+    text_feat = F.normalize(torch.randn(3, 8), dim=-1)
+    idx = torch.tensor([[1], [2], [1]])
+    temp = torch.tensor(0.07)
+    sim_i2t, sim_t2i, same = all_rank.negative_similarities(image_feat, text_feat, idx, idx, temp)
+    torch.testing.assert_close(sim_i2t, image_feat @ text_feat.t() / temp, atol=0, rtol=0)
+    torch.testing.assert_close(sim_t2i, text_feat @ image_feat.t() / temp, atol=0, rtol=0)
+    assert same.tolist() == [[True, False, True], [False, True, False], [True, False, True]]
+    for got, want in zip(local.negative_similarities(image_feat, text_feat, idx, idx, temp), (sim_i2t, sim_t2i, same)):
+        assert torch.equal(got, want)
+    image, idx = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    torch.manual_seed(5)
+    a = all_rank(image, CAPTIONS, alpha=0.4, idx=idx)
+    torch.manual_seed(5)
+    b = local(image, CAPTIONS, alpha=0.4, idx=idx)
+    assert torch.equal(a.neg_image_index, b.neg_image_index) and torch.equal(a.neg_text_index, b.neg_text_index)
+    assert torch.equal(a.loss_ita, b.loss_ita) and torch.equal(a.loss_itm, b.loss_itm)

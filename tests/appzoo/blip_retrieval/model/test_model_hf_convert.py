@@ -58,15 +58,63 @@ def test_round_trips_are_exact(hf_and_ours):
         assert torch.equal(back[key], value), key
 
 
+def _write_vocab(tokenizer, path):
+    from appzoo.blip_retrieval.model.pretrained_folder import base_vocab
+
+    path.write_text("\n".join(base_vocab(tokenizer)) + "\n", encoding="utf-8")
+    return str(path)
+
+
 def test_convert_command_round_trip(tokenizer, tmp_path):
     model = tiny_model(tokenizer, seed=4)
     model.ptr_queue[0] = 3
     save_official(model, str(tmp_path / "blip.pth"))
-    assert COMMANDS.get("convert")(["--to", "hf", "--input", str(tmp_path / "blip.pth"),
-                     "--output", str(tmp_path / "hf"), "--vit", "tiny"]) == 0
+    vocab = _write_vocab(tokenizer, tmp_path / "vocab_for_convert.txt")
+    assert COMMANDS.get("convert")(["--to", "hf", "--input", str(tmp_path / "blip.pth"), "--tokenizer", vocab,
+                                    "--output", str(tmp_path / "hf"), "--vit", "tiny"]) == 0
     assert COMMANDS.get("convert")(["--to", "blip", "--input", str(tmp_path / "hf"),
-                     "--output", str(tmp_path / "back.pth"), "--vit", "tiny"]) == 0
+                                    "--output", str(tmp_path / "back.pth")]) == 0
     original, back = read_state_dict(str(tmp_path / "blip.pth")), read_state_dict(str(tmp_path / "back.pth"))
     assert original.keys() == back.keys()
     for key in original:
         assert torch.equal(original[key], back[key]), key
+
+
+def test_convert_to_hf_writes_what_transformers_loads_without_warnings(tokenizer, tmp_path, caplog):
+    """Config (special ids inside the vocab), tokenizer ([DEC] bos, [ENC]) and image processor load in
+    transformers with no warning, and give our ITM logits."""
+    import logging
+    import warnings
+
+    from transformers import AutoProcessor, AutoTokenizer, BlipForImageTextRetrieval
+
+    model = tiny_model(tokenizer, seed=5).eval()
+    save_official(model, str(tmp_path / "blip.pth"))
+    _write_vocab(tokenizer, tmp_path / "vocab.txt")  # beside the checkpoint: found without --tokenizer
+    assert COMMANDS.get("convert")(["--to", "hf", "--input", str(tmp_path / "blip.pth"),
+                                    "--output", str(tmp_path / "hf")]) == 0
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        hf = BlipForImageTextRetrieval.from_pretrained(str(tmp_path / "hf")).eval()
+        hf_tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+        processor = AutoProcessor.from_pretrained(str(tmp_path / "hf"))
+    problems = [str(w.message) for w in caught if not issubclass(w.category, ResourceWarning)]
+    problems += [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == []
+    text = hf.config.text_config
+    assert text.bos_token_id == tokenizer.bos_token_id == hf_tokenizer.bos_token_id < text.vocab_size
+    assert text.pad_token_id == tokenizer.pad_token_id and text.sep_token_id == tokenizer.sep_token_id
+    assert hf_tokenizer.convert_tokens_to_ids("[ENC]") == tokenizer.enc_token_id and len(hf_tokenizer) == len(tokenizer)
+    from PIL import Image
+
+    images = [Image.new("RGB", (50, 40), (220, 30, 30)), Image.new("RGB", (40, 40), (30, 30, 220))]
+    inputs = processor(images=images, text=["a dog runs on the grass", "a boat sails"], return_tensors="pt",
+                       padding=True)
+    pixels = torch.stack([model.image_transform(im) for im in images])
+    torch.testing.assert_close(inputs.pixel_values, pixels, atol=1e-5, rtol=0)
+    ids = inputs.input_ids.clone()
+    ids[:, 0] = tokenizer.enc_token_id
+    with torch.no_grad():
+        expected = hf(input_ids=ids, pixel_values=pixels, attention_mask=inputs.attention_mask).itm_score
+        ours = model.itm_logits(model.encode_image(pixels), inputs.input_ids, inputs.attention_mask)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)

@@ -3,9 +3,9 @@ with resume=auto ends with the same weights, queues and metrics; the exported fp
 to the same scores through `--mode evaluate pretrained=`."""
 import json
 import os
-import subprocess
 import sys
 
+import process_launch
 import pytest
 import torch
 
@@ -38,21 +38,35 @@ def test_sigkill_mid_epoch_then_resume_auto_is_exact(synthetic, tmp_path, uninte
         for key, value in ref["state_dict"].items():  # weights, momentum encoders and queues
             assert torch.equal(got["state_dict"][key], value), key
     assert _log(tmp_path) == _log(uninterrupted)
+    # train_steps.jsonl: the killed run's lines after its checkpoint (steps 4, 5) are replaced, not doubled
+    got, ref = _steps(tmp_path), _steps(uninterrupted)
+    assert [s["step"] for s in got] == list(range(1, 17))
+    assert [_without_speed(s) for s in got] == [_without_speed(s) for s in ref]
+
+
+def _steps(out):
+    with open(os.path.join(out, "train_steps.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _without_speed(record):
+    return {k: v for k, v in record.items() if k != "samples_per_s"}
 
 
 def test_exported_weights_evaluate_identically(synthetic, tmp_path, uninterrupted):
     synthetic_dir, vocab = synthetic
     exported = os.path.join(tmp_path, "exported.pth")
-    subprocess.run([sys.executable, "-m", "easyretrieval.cli", "export", str(uninterrupted), "--output", exported],
-                   check=True, env=env_for(synthetic_dir), capture_output=True, timeout=300)
+    exported_run = process_launch.run([sys.executable, "-m", "easyretrieval.cli", "export", str(uninterrupted),
+                                       "--output", exported], 300, env=env_for(synthetic_dir))
+    assert exported_run.returncode == 0, exported_run.stderr[-4000:]
     final = torch.load(os.path.join(uninterrupted, "checkpoint_final.pth"), weights_only=False)["model"]
     state = torch.load(exported, weights_only=False)["model"]
     assert list(state) == list(final) and all(torch.equal(state[k], final[k]) for k in final)
     params = (f"dataset=synthetic synthetic_dir={synthetic_dir} vit=tiny image_size=32 queue_size=32 "
               f"tokenizer={vocab} pretrained={exported} k_test=8 batch_size_test=32 num_workers=0")
-    proc = subprocess.run([sys.executable, "-m", "easyretrieval.cli", "--app", "blip_retrieval", "--mode", "evaluate",
-                           "--output_dir", str(tmp_path / "eval"), "--user_defined_parameters", params],
-                          env=env_for(synthetic_dir), capture_output=True, text=True, timeout=300)
+    proc = process_launch.run([sys.executable, "-m", "easyretrieval.cli", "--app", "blip_retrieval", "--mode",
+                               "evaluate", "--output_dir", str(tmp_path / "eval"), "--user_defined_parameters", params],
+                              300, env=env_for(synthetic_dir))
     assert proc.returncode == 0, proc.stderr[-4000:]
     last = [record for record in _log(uninterrupted) if "epoch" in record][-1]
     for split in ("val", "test"):

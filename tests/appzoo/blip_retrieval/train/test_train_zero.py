@@ -40,7 +40,9 @@ def test_each_zero_stage_trains(synthetic, tmp_path, stage):
     run_worker(synthetic, tmp_path, "--stage", stage, "--epochs", 1)
     result = load_result(tmp_path)
     losses = result["losses"]
-    assert sum(losses[-20:]) / 20 < sum(losses[:20]) / 20 - 0.3  # loss falls
+    # Loss falls: by 0.20 in this epoch from the official initialisation (the class token trunc-normal 0.02;
+    # timm's near-zero one started higher and fell by 0.43 to the same end).
+    assert sum(losses[-20:]) / 20 < sum(losses[:20]) / 20 - 0.1
     with open(os.path.join(tmp_path, "log.txt")) as f:
         record = json.loads(f.readline())
     assert set(record) >= {"train_loss_ita", "train_loss_itm", "train_lr", "val_r_mean", "test_r_mean", "epoch"}

@@ -1,9 +1,9 @@
 """Start train_worker.py as one process or as 2 CPU ranks under torchrun; read its results."""
 import os
 import socket
-import subprocess
 import sys
 
+import process_launch
 import torch
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_worker.py")
@@ -32,7 +32,7 @@ def run_worker(synthetic, out, *args, nproc=2, check=True):
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                "--master_addr=127.0.0.1", f"--master_port={free_port()}", WORKER, str(out), *args]
-    proc = subprocess.run(cmd, env=env_for(synthetic_dir), capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = process_launch.run(cmd, TIMEOUT_S, env=env_for(synthetic_dir))
     if check and proc.returncode != 0:
         raise AssertionError(f"worker failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc

@@ -16,6 +16,7 @@ from easyretrieval.app import RunContext
 from easyretrieval.distributed import dist_info_from_env
 from easyretrieval.engine.export import consolidated_state_dict
 from easyretrieval.distributed import exit_process, shutdown_distributed  # noqa: E402
+from easyretrieval.log import setup_logging  # noqa: E402
 
 TINY = {
     "dataset": "synthetic", "vit": "tiny", "tokenizer": "build", "image_size": 32, "queue_size": 32,
@@ -36,6 +37,7 @@ class SubsetApp(BlipRetrievalApp):
 
 
 def main(argv=None):
+    setup_logging(int(os.environ.get("RANK", "0")))  # as the CLI does: messages through logging
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--stage", type=int, default=1)
