@@ -30,16 +30,7 @@ class BlipRetrievalTask(TrainTask):
     def build_model(self):
         from appzoo.blip_retrieval.components import create_app_model
 
-        model = create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
-        import os  # TEMP-DIAG (not to commit)
-        if os.environ.get("ER_TEXT_STD"):
-            from appzoo.blip_retrieval.model.blip_retrieval import _init_bert
-            from appzoo.blip_retrieval.model.momentum import copy_params
-            _init_bert(model.text_encoder, std=float(os.environ["ER_TEXT_STD"]))
-            copy_params(model.momentum_pairs())
-        if os.environ.get("ER_FREEZE_TEMP"):
-            model.temp.requires_grad_(False)
-        return model
+        return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
 
     def steps_per_epoch(self):
         return len(self.loader)
@@ -59,9 +50,7 @@ class BlipRetrievalTask(TrainTask):
         image, caption, idx = batch
         alpha = alpha_at(epoch, step, steps_per_epoch, self.config.alpha)
         loss_ita, loss_itm = engine(image, caption, alpha=alpha, idx=idx)
-        import os  # TEMP-DIAG (not to commit)
-        w = float(os.environ.get("ER_ITM_WEIGHT", "1"))
-        return {"loss": loss_ita + w * loss_itm, "loss_itm": loss_itm, "loss_ita": loss_ita}
+        return {"loss": loss_ita + loss_itm, "loss_itm": loss_itm, "loss_ita": loss_ita}
 
     def after_optimizer_step(self, engine):
         """Clamp temp's fp32 master copy, so the official in-forward clamp holds under ZeRO / half precision."""

@@ -5,7 +5,7 @@ for tests and the demo (few layers, small widths, a small text encoder). The tex
 (BERT-base with cross-attention in every layer); its cross-attention width is derived from the vision
 width in one place (`BlipRetrievalConfig.__post_init__`).
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from easyretrieval.errors import UserError
 
@@ -114,10 +114,11 @@ def create_config(vit, image_size, vocab_size=30524, **overrides):
     vw, vd, vh, dp, tw, tl, th, tf, ed = _SIZES[vit]
     vision_over = dict(overrides.pop("vision", {}) or {})
     text_over = dict(overrides.pop("text", {}) or {})
-    vision = VisionConfig(width=vw, depth=vd, heads=vh, image_size=image_size, drop_path_rate=dp)
-    text = TextConfig(vocab_size=vocab_size, hidden_size=tw, num_layers=tl, num_heads=th, intermediate_size=tf)
-    vision = replace(vision, **vision_over)
-    text = replace(text, **text_over)
+    # Built in one call with the overrides: the image_size check must see the overriding patch_size.
+    vision = VisionConfig(**{"width": vw, "depth": vd, "heads": vh, "image_size": image_size, "drop_path_rate": dp,
+                             **vision_over})
+    text = TextConfig(**{"vocab_size": vocab_size, "hidden_size": tw, "num_layers": tl, "num_heads": th,
+                         "intermediate_size": tf, **text_over})
     overrides.setdefault("embed_dim", ed)
     return BlipRetrievalConfig(vision=vision, text=text, vit=vit, **overrides)
 
