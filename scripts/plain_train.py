@@ -20,6 +20,7 @@ import torch
 from appzoo.blip_retrieval.components import create_app_model, create_app_tokenizer
 from appzoo.blip_retrieval.data import build_dataset, create_train_loader, prepare_data
 from appzoo.blip_retrieval.params import SCHEMA
+from appzoo.blip_retrieval.task import blip_param_groups
 from easyretrieval.distributed import DistInfo
 from easyretrieval.engine.rng import seed_everything
 from easyretrieval.engine.schedule import alpha_at, lr_at
@@ -35,8 +36,8 @@ def train(cfg, output_dir, seed, max_steps):
     tokenizer = create_app_tokenizer(cfg, output_dir, dist, train_dataset)
     seed_everything(seed)  # as the Trainer: every rank builds the same model
     model = create_app_model(cfg, tokenizer, verbose=False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.init_lr, weight_decay=cfg.weight_decay)
+    groups = [dict(g, lr_scale=g.get("lr_scale", 1.0)) for g in blip_param_groups(model, cfg.temp_lr_scale)]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.init_lr, weight_decay=cfg.weight_decay)
     seed_everything(seed + dist.rank)
     loader = create_train_loader(train_dataset, cfg.batch_size_train, dist, num_workers=0, pin_memory=False,
                                  persistent_workers=False, seed=TASK_SEED, augment_seed=seed)
@@ -49,7 +50,7 @@ def train(cfg, output_dir, seed, max_steps):
         for step, (image, caption, idx) in enumerate(loader):
             lr = lr_at(epoch, len(log), cfg.max_epoch, cfg.init_lr, cfg.min_lr, cfg.warmup_steps, cfg.warmup_lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             loss_ita, loss_itm = model(image, list(caption), alpha=alpha_at(epoch, step, steps, cfg.alpha), idx=idx)
             optimizer.zero_grad()
             (loss_ita + loss_itm).backward()

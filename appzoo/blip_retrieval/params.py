@@ -73,6 +73,8 @@ SCHEMA = ParamSchema([
           "(official pre-training; 0 = none, as official retrieval fine-tuning)", min=0),
     Param("warmup_lr", float, 1e-6, "learning rate of the first warm-up step", min=0.0),
     Param("weight_decay", float, 0.05, "AdamW weight decay", min=0.0),
+    Param("temp_lr_scale", float, 1.0, "LR of the ITC temperature `temp` as a multiple of the schedule's LR "
+          "(official: 1; AdamW moves temp by about the LR each step, so a from-scratch LR swings it)", min=0.0),
     Param("max_epoch", int, 6, "epochs", min=1),
     Param("gradient_accumulation_steps", int, 1, "micro batches per optimizer step", min=1),
     Param("gradient_clipping", float, 0.0, "max gradient norm (0 = off, as official)", min=0.0),

@@ -5,6 +5,15 @@ from easyretrieval.engine.schedule import alpha_at
 from easyretrieval.engine.task import TrainTask
 
 
+def blip_param_groups(model, temp_lr_scale=1.0):
+    """AdamW groups of a BlipRetrieval's trainable parameters (see BlipRetrievalTask.param_groups)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if temp_lr_scale == 1.0:
+        return [{"params": params}]
+    return [{"params": [p for p in params if p is not model.temp]},
+            {"params": [p for p in params if p is model.temp], "lr_scale": temp_lr_scale}]
+
+
 class BlipRetrievalTask(TrainTask):
     """Train ITC + ITM on `train_dataset`; evaluate `eval_datasets` ({split: dataset}) after every epoch."""
 
@@ -31,6 +40,10 @@ class BlipRetrievalTask(TrainTask):
         from appzoo.blip_retrieval.components import create_app_model
 
         return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
+
+    def param_groups(self, model):
+        """One AdamW group, as official; with temp_lr_scale != 1, `temp` in a second group at that LR scale."""
+        return blip_param_groups(model, self.config.temp_lr_scale)
 
     def steps_per_epoch(self):
         return len(self.loader)

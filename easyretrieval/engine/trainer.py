@@ -75,12 +75,20 @@ class FitResult:
     best_files: List[str] = field(default_factory=list)  # best_path and the task's results of that epoch
 
 
-def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
-    """deepspeed.initialize with torch AdamW (official optimizer) over the trainable parameters."""
+def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float, param_groups=None):
+    """deepspeed.initialize with torch AdamW (official optimizer) over the trainable parameters.
+
+    param_groups: optimizer groups (`TrainTask.param_groups`); None = one group of every trainable parameter.
+    A group's `lr_scale` (default 1) multiplies the LR that `set_lr` gives it.
+    """
     import deepspeed
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
+    if param_groups is None:
+        param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    groups = [dict(g, lr_scale=float(g.get("lr_scale", 1.0))) for g in param_groups if g["params"]]
+    for group in groups:
+        group["lr"] = init_lr * group["lr_scale"]
+    optimizer = torch.optim.AdamW(groups, lr=init_lr, weight_decay=weight_decay)
     # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
     # initialised without it
     with no_cpu_shm_comm_op(), scalar_safe_broadcast():
@@ -89,8 +97,9 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
 
 
 def set_lr(engine, lr: float):
+    """Every optimizer group's LR: `lr` times the group's lr_scale (1 when the group has none)."""
     for group in engine.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 class Trainer:
@@ -107,7 +116,8 @@ class Trainer:
     def _build(self):
         seed_everything(self.args.seed)  # every rank builds the model official rank 0 would build
         model = self.task.build_model()
-        engine = build_engine(model, self.ds_config, self.args.init_lr, self.args.weight_decay)
+        engine = build_engine(model, self.ds_config, self.args.init_lr, self.args.weight_decay,
+                              self.task.param_groups(model))
         seed_everything(self.args.seed + self.dist.rank)  # official: seed + rank for the training randomness
         return engine
 
