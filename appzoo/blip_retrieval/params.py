@@ -58,6 +58,9 @@ SCHEMA = ParamSchema([
     Param("vit_ckpt_layer", int, None, "how many of the last ViT blocks to checkpoint", min=0,
           default_from=_by_vit(4, 10, 0, 0)),
     Param("text_grad_ckpt", bool, False, "gradient checkpointing of the text encoder layers"),
+    Param("text_init_std", float, 0.02, "std of the text encoder's normal weight init when training from scratch "
+          "(official BERT: 0.02, under which every caption starts with the same ITC feature, cosine > 0.9999, "
+          "at the demo's width; a pretrained= checkpoint overwrites it)", min=0.0),
     Param("queue_size", int, 57600, "size of the momentum feature queues", min=1),
     Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
     Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),

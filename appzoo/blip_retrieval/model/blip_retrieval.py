@@ -99,7 +99,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         self.text_encoder_m = TextEncoder(config.text)
         self.text_encoder_m.grad_ckpt = False
         self.text_proj_m = nn.Linear(text_width, embed_dim)
-        _init_bert(self.text_encoder)
+        _init_bert(self.text_encoder, std=config.text.init_std)
         copy_params(self.momentum_pairs())
         self._momentum_shadow = {}  # float32 EMA state of momentum params whose live dtype is not fp32
 

@@ -50,6 +50,7 @@ class TextConfig:
     pad_token_id: int = 0
     encoder_width: int = 768    # cross-attention key/value input width (= vision width; derived)
     grad_ckpt: bool = False     # checkpoint every text layer
+    init_std: float = 0.02      # std of the normal init of Linear/Embedding weights (official BERT: 0.02)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
@@ -131,7 +132,7 @@ def config_from_params(cfg, vocab_size):
         vocab_size=vocab_size,
         vision={"grad_ckpt": bool(cfg["vit_grad_ckpt"]), "ckpt_layer": int(cfg["vit_ckpt_layer"]),
                 "patch_size": int(cfg.get("patch_size", 16))},
-        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False))},
+        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False)), "init_std": float(cfg.get("text_init_std", 0.02))},
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],
