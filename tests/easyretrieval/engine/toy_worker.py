@@ -73,7 +73,8 @@ def main():
                        warmup_steps=a.warmup_steps, warmup_lr=0.0)
     result = Trainer(task, args, info, ds).fit()
     sd = consolidated_state_dict(result.engine)
-    torch.save({"losses": task.losses, "lrs": task.lrs, "group_lrs": task.group_lrs, "state_dict": sd, "state": result.state,
+    torch.save({"losses": task.losses, "lrs": task.lrs, "group_lrs": task.group_lrs, "state_dict": sd,
+                "state": result.state,
                 "best_path": result.best_path, "final_path": result.final_path},
                os.path.join(a.out, f"result_rank{info.rank}.pt"))
 
