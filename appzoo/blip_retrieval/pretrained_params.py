@@ -2,8 +2,8 @@
 
 A save_pretrained folder (e.g. OUTPUT_DIR/best) fixes vit, image_size, patch_size, queue_size, max_words
 and the tokenizer; an HF folder or hub id fixes vit, image_size, patch_size and the tokenizer; a fine-tuned
-modelzoo entry fixes vit and image_size, a pre-trained-only one vit (official fine-tuning starts from it at another image
-size); a weights file fixes nothing, except that a vocab.txt beside it is its tokenizer. Each applies only
+modelzoo entry fixes vit and image_size, a pre-trained-only one vit (official fine-tuning starts from it at
+another image size); a weights file fixes nothing, except that a vocab.txt beside it is its tokenizer. Each applies only
 to parameters the user did not set; the values derived from `vit` (batch sizes, lr, checkpointing) follow.
 A user value that contradicts the source is an error: vit always (the weights cannot fit), image_size
 unless resize_pretrained=True (then the position-embedding interpolation is logged).
