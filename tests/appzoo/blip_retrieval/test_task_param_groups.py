@@ -17,6 +17,6 @@ def test_temp_gets_its_own_group_only_when_scaled():
     # AdamW at lr_scale 0 leaves temp where it is, weight decay included
     optimizer = torch.optim.AdamW([dict(rest, lr=1e-2), dict(temp, lr=0.0)], weight_decay=0.05)
     before = model.temp.item()
-    model.temp.grad = torch.ones([])
+    model.temp.grad = torch.ones_like(model.temp)
     optimizer.step()
     assert model.temp.item() == before
