@@ -181,7 +181,8 @@ class BlipRetrievalApp(App):
                                  augment_seed=run.seed)
         args = TrainerArgs(
             output_dir=run.output_dir, max_epoch=cfg.max_epoch, init_lr=cfg.init_lr, min_lr=cfg.min_lr,
-            weight_decay=cfg.weight_decay, save_steps=cfg.save_steps, keep_last=cfg.keep_last,
+            weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, warmup_lr=cfg.warmup_lr,
+            save_steps=cfg.save_steps, keep_last=cfg.keep_last,
             resume=cfg.resume, log_steps=cfg.log_steps, seed=run.seed, run_record=record, app=APP_NAME,
             select_split=select_split(splits), select_metric=SELECT_METRIC,
         )

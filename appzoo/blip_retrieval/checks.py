@@ -8,16 +8,15 @@ from easyretrieval.errors import UserError
 
 from appzoo.blip_retrieval.factories import VOCAB_FILE, vocab_candidates
 
-PATCH_SIZE = 16  # ViT-B/16 and ViT-L/16 (model.config.VisionConfig.patch_size)
-
 
 def check_image_size(config):
-    size = config.image_size
-    if size % PATCH_SIZE:
-        low = size - size % PATCH_SIZE  # >= 16: the parameter's minimum
-        nearest = f"{low} or {low + PATCH_SIZE}"
-        raise UserError(f"parameter 'image_size': {size} is not a multiple of the ViT patch size {PATCH_SIZE}; "
-                        f"use e.g. {nearest}")
+    """image_size must be a whole number of ViT patches (patch_size: 16 for ViT-B/16 and ViT-L/16)."""
+    size, patch = config.image_size, config.patch_size
+    if size % patch:
+        low = size - size % patch
+        nearest = f"{low} or {low + patch}" if low else f"{patch}"
+        raise UserError(f"parameter 'image_size': {size} is not a multiple of the ViT patch size {patch} "
+                        f"(patch_size); use e.g. {nearest}")
 
 
 def check_queue(config, world_size):

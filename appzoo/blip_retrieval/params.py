@@ -27,7 +27,10 @@ SCHEMA = ParamSchema([
     Param("train_file", str, "", "train annotation file(s) in ann_root, comma-separated; default per dataset"),
     Param("val_file", str, "", "validation annotation file in ann_root; default per dataset"),
     Param("test_file", str, "", "test annotation file in ann_root; default per dataset"),
-    Param("image_size", int, 384, "input resolution (a multiple of 16)", min=16),
+    Param("image_size", int, 384, "input resolution (a multiple of patch_size)", min=1),
+    Param("train_augment", str, "official", "train image augmentation: official (RandomResizedCrop 0.5-1, flip, "
+          "RandomAugment), light (RandomResizedCrop 0.8-1 only), none (resize only)",
+          choices=("official", "light", "none")),
     Param("max_words", int, 30, "captions are cut to this many words, as official pre_caption", min=1),
     Param("skip_bad_images", bool, False, "skip and count unreadable images instead of failing"),
     Param("verify_images", bool, False, "before starting, fully decode every image (slower; finds corrupt files early)"),
@@ -41,6 +44,8 @@ SCHEMA = ParamSchema([
     Param("synthetic_seed", int, 0, "seed of the synthetic dataset"),
     # model
     Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
+    Param("patch_size", int, 16, "ViT patch side in pixels (official: 16; a smaller patch gives a small image more "
+          "tokens, for models trained from scratch; pretrained checkpoints need their own)", min=1),
     Param("pretrained", str, "", "weights: a save_pretrained folder (e.g. a run's best/), an official .pth or "
           ".safetensors file, a modelzoo name, an http(s)/oss:// URL, an HF BlipForImageTextRetrieval folder or "
           "hub id (org/name); '' = scratch. A folder, hub id or modelzoo entry sets the sizes it describes "
@@ -54,6 +59,9 @@ SCHEMA = ParamSchema([
     Param("vit_ckpt_layer", int, None, "how many of the last ViT blocks to checkpoint", min=0,
           default_from=_by_vit(4, 10, 0, 0)),
     Param("text_grad_ckpt", bool, False, "gradient checkpointing of the text encoder layers"),
+    Param("text_init_std", float, 0.02, "std of the text encoder's normal weight init when training from scratch "
+          "(official BERT: 0.02, under which every caption starts with the same ITC feature, cosine > 0.9999, "
+          "at the demo's width; a pretrained= checkpoint overwrites it)", min=0.0),
     Param("queue_size", int, 57600, "size of the momentum feature queues", min=1),
     Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
     Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),
@@ -65,7 +73,12 @@ SCHEMA = ParamSchema([
     Param("init_lr", float, None, "peak learning rate (cosine to min_lr)", min=0.0,
           default_from=_by_vit(1e-5, 5e-6, 1e-4, 1e-4)),
     Param("min_lr", float, 0.0, "final learning rate", min=0.0),
+    Param("warmup_steps", int, 0, "linear LR warm-up over the first optimizer steps, from warmup_lr to init_lr "
+          "(official pre-training; 0 = none, as official retrieval fine-tuning)", min=0),
+    Param("warmup_lr", float, 1e-6, "learning rate of the first warm-up step", min=0.0),
     Param("weight_decay", float, 0.05, "AdamW weight decay", min=0.0),
+    Param("temp_lr_scale", float, 1.0, "LR of the ITC temperature `temp` as a multiple of the schedule's LR "
+          "(official: 1; AdamW moves temp by about the LR each step, so a from-scratch LR swings it)", min=0.0),
     Param("max_epoch", int, 6, "epochs", min=1),
     Param("gradient_accumulation_steps", int, 1, "micro batches per optimizer step", min=1),
     Param("gradient_clipping", float, 0.0, "max gradient norm (0 = off, as official)", min=0.0),

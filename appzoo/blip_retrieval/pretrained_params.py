@@ -1,9 +1,9 @@
 """`pretrained=` fills in the sizes it describes, so they need not be repeated.
 
-A save_pretrained folder (e.g. OUTPUT_DIR/best) fixes vit, image_size, queue_size, max_words and the
-tokenizer; an HF folder or hub id fixes vit, image_size and the tokenizer; a fine-tuned modelzoo entry
-fixes vit and image_size, a pre-trained-only one vit (official fine-tuning starts from it at another image
-size); a weights file fixes nothing, except that a vocab.txt beside it is its tokenizer. Each applies only
+A save_pretrained folder (e.g. OUTPUT_DIR/best) fixes vit, image_size, patch_size, queue_size, max_words
+and the tokenizer; an HF folder or hub id fixes vit, image_size, patch_size and the tokenizer; a fine-tuned
+modelzoo entry fixes vit and image_size, a pre-trained-only one vit (official fine-tuning starts from it at
+another image size); a weights file fixes nothing, except that a vocab.txt beside it is its tokenizer. Each applies only
 to parameters the user did not set; the values derived from `vit` (batch sizes, lr, checkpointing) follow.
 A user value that contradicts the source is an error: vit always (the weights cannot fit), image_size
 unless resize_pretrained=True (then the position-embedding interpolation is logged).
@@ -15,8 +15,8 @@ from easyretrieval.parameters import Config
 logger = get_logger()
 
 
-def _patches(image_size):
-    return (image_size // 16) ** 2
+def _patches(image_size, patch_size):
+    return (image_size // patch_size) ** 2
 
 
 def complete_config(config: Config, schema) -> Config:
@@ -39,9 +39,10 @@ def complete_config(config: Config, schema) -> Config:
             raise UserError(f"image_size={config.image_size} contradicts {where}, trained at {wanted} px: drop "
                             "image_size= (it is taken from the model), or add resize_pretrained=True to "
                             "interpolate its position embeddings to the new size")
+        patch = sizes.get("patch_size", 16)
         logger.info("%s was trained at %d px; image_size=%d: position embeddings interpolated %d -> %d patches "
-                    "(bicubic, as official)", where, wanted, config.image_size, _patches(wanted),
-                    _patches(config.image_size))
+                    "(bicubic, as official)", where, wanted, config.image_size, _patches(wanted, patch),
+                    _patches(config.image_size, patch))
     taken = {k: v for k, v in sizes.items() if k not in config.user_set and config.get(k) != v}
     if not taken:
         return config

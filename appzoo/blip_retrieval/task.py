@@ -15,6 +15,15 @@ from appzoo.blip_retrieval.model.pretrained_folder import write_folder
 from appzoo.blip_retrieval.schedule import alpha_at
 
 
+def blip_param_groups(model, temp_lr_scale=1.0):
+    """AdamW groups of a BlipRetrieval's trainable parameters (see BlipRetrievalTask.param_groups)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if temp_lr_scale == 1.0:
+        return [{"params": params}]
+    return [{"params": [p for p in params if p is not model.temp]},
+            {"params": [p for p in params if p is model.temp], "lr_scale": temp_lr_scale}]
+
+
 class BlipRetrievalTask(TrainTask):
     """Train ITC + ITM on `train_dataset`; evaluate `eval_datasets` ({split: dataset}) after every epoch."""
 
@@ -37,6 +46,10 @@ class BlipRetrievalTask(TrainTask):
 
     def build_model(self):
         return create_app_model(self.config, self.tokenizer, verbose=self.dist.is_main).to(self.device)
+
+    def param_groups(self, model):
+        """One AdamW group, as official; with temp_lr_scale != 1, `temp` in a second group at that LR scale."""
+        return blip_param_groups(model, self.config.temp_lr_scale)
 
     def steps_per_epoch(self):
         return len(self.loader)

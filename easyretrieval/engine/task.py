@@ -17,6 +17,11 @@ class TrainTask:
         """The model, built the same way on every rank (weights loaded, momentum copies made)."""
         raise NotImplementedError
 
+    def param_groups(self, model: torch.nn.Module) -> List[dict]:
+        """Optimizer groups over the trainable parameters: dicts of `params` and an optional `lr_scale`
+        (the group's LR is the schedule's LR times lr_scale). Default: one group, as official BLIP."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
     def steps_per_epoch(self) -> int:
         """Micro batches per epoch on this rank (equal on every rank)."""
         raise NotImplementedError

@@ -21,7 +21,7 @@ from easyretrieval.engine.deepspeed_compat import no_cpu_shm_comm_op
 from easyretrieval.engine.export import consolidated_state_dict, save_atomic
 from easyretrieval.engine.rng import capture_rng_state, restore_rng_state, seed_everything
 from easyretrieval.engine.run_log import RunLog, RunningMeans
-from easyretrieval.engine.schedule import cosine_lr
+from easyretrieval.engine.schedule import lr_at
 from easyretrieval.engine.task import TrainTask
 from easyretrieval.errors import UserError
 from easyretrieval.log import get_logger
@@ -42,6 +42,8 @@ class TrainerArgs:
     init_lr: float
     min_lr: float = 0.0
     weight_decay: float = 0.05
+    warmup_steps: int = 0  # linear LR warm-up over the first optimizer steps (0: none, as official retrieval)
+    warmup_lr: float = 0.0  # LR of the first warm-up step
     save_steps: int = 0  # also checkpoint every this many optimizer steps (0: per epoch only)
     keep_last: int = 2  # resumable checkpoints kept on disk
     resume: str = ""  # '' | 'auto' | a checkpoint dir
@@ -82,12 +84,20 @@ class FitResult:
     best_files: List[str] = field(default_factory=list)  # best_path and the task's results of that epoch
 
 
-def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
-    """deepspeed.initialize with torch AdamW (official optimizer) over the trainable parameters."""
+def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float, param_groups=None):
+    """deepspeed.initialize with torch AdamW (official optimizer) over the trainable parameters.
+
+    param_groups: optimizer groups (`TrainTask.param_groups`); None = one group of every trainable parameter.
+    A group's `lr_scale` (default 1) multiplies the LR that `set_lr` gives it.
+    """
     import deepspeed
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=init_lr, weight_decay=weight_decay)
+    if param_groups is None:
+        param_groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    groups = [dict(g, lr_scale=float(g.get("lr_scale", 1.0))) for g in param_groups if g["params"]]
+    for group in groups:
+        group["lr"] = init_lr * group["lr_scale"]
+    optimizer = torch.optim.AdamW(groups, lr=init_lr, weight_decay=weight_decay)
     # no_cpu_shm_comm_op: deepspeed.initialize creates DeepSpeed's backend itself when torch.distributed was
     # initialised without it
     with no_cpu_shm_comm_op():
@@ -96,8 +106,9 @@ def build_engine(model, ds_config: dict, init_lr: float, weight_decay: float):
 
 
 def set_lr(engine, lr: float):
+    """Every optimizer group's LR: `lr` times the group's lr_scale (1 when the group has none)."""
     for group in engine.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 class Trainer:
@@ -125,7 +136,8 @@ class Trainer:
     def _build(self):
         seed_everything(self.args.seed)  # every rank builds the model official rank 0 would build
         model = self.task.build_model()
-        engine = build_engine(model, self.ds_config, self.args.init_lr, self.args.weight_decay)
+        engine = build_engine(model, self.ds_config, self.args.init_lr, self.args.weight_decay,
+                              self.task.param_groups(model))
         seed_everything(self.args.seed + self.dist.rank)  # official: seed + rank for the training randomness
         return engine
 
@@ -203,7 +215,7 @@ class Trainer:
 
         while state.epoch < args.max_epoch:
             epoch = state.epoch
-            lr = cosine_lr(epoch, args.max_epoch, args.init_lr, args.min_lr)
+            lr = self._lr(epoch, state.global_step)
             set_lr(engine, lr)
             if state.step_in_epoch == 0:
                 means = RunningMeans()
@@ -265,6 +277,10 @@ class Trainer:
                            state.best_value, names)
         barrier()
 
+    def _lr(self, epoch, global_step):
+        args = self.args
+        return lr_at(epoch, global_step, args.max_epoch, args.init_lr, args.min_lr, args.warmup_steps, args.warmup_lr)
+
     def _train_epoch(self, engine, state, means, epoch, steps, epoch_steps, lr) -> bool:
         """Train from state.step_in_epoch to the end of the epoch; True when stop_after_steps stopped it."""
         args = self.args
@@ -282,6 +298,9 @@ class Trainer:
         for i, batch in enumerate(batches, start=state.step_in_epoch):
             if i >= epoch_steps:
                 break
+            if 0 < args.warmup_steps and state.global_step <= args.warmup_steps:
+                lr = self._lr(epoch, state.global_step)  # per optimizer step while warming up
+                set_lr(engine, lr)
             out = self.task.training_step(engine, batch, epoch, i, steps)
             engine.backward(out["loss"])
             boundary = engine.is_gradient_accumulation_boundary()

@@ -167,10 +167,11 @@ def data_files(config, splits=SPLITS):
 
 
 def build_dataset(config, split):
-    """The train or eval dataset of `split` of `config.dataset`, with the official transform for it."""
+    """The train or eval dataset of `split` of `config.dataset` with its transform (train: the `train_augment`
+    setting)."""
     kind = split_kind(split)
     found = data_files(config, [split])
-    transform = create_transform(config.image_size, train=kind == "train")
+    transform = create_transform(config.image_size, train=kind == "train", augment=config.train_augment)
     common = dict(image_root=found.image_root, transform=transform, max_words=config.max_words,
                   skip_bad_images=config.skip_bad_images)
     if kind == "train":

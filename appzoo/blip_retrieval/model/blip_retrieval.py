@@ -97,7 +97,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         self.text_encoder_m = TextEncoder(config.text)
         self.text_encoder_m.grad_ckpt = False
         self.text_proj_m = nn.Linear(text_width, embed_dim)
-        _init_bert(self.text_encoder)
+        _init_bert(self.text_encoder, std=config.text.init_std)
         copy_params(self.momentum_pairs())
         self._momentum_shadow = {}  # float32 EMA state of momentum params whose live dtype is not fp32
 
@@ -160,9 +160,15 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
 
     # ----------------------------------------------------------------- encoders
     def tokenize(self, caption, device):
+        """Token ids and mask [B, L] of a training batch, cut at max_length (35) tokens as official.
+
+        Padded to the batch's longest caption, not to max_length as official: a padding token is masked out
+        of every attention (exp(-10000) is exactly 0 in float32) and only the [CLS] row is read, so the
+        losses are the official ones (up to float rounding) for less work; dropout draws fewer numbers.
+        """
         if self.tokenizer is None:
             raise RuntimeError("BlipRetrieval was built without a tokenizer; captions cannot be tokenized")
-        return self.tokenizer(caption, padding="max_length", truncation=True,
+        return self.tokenizer(caption, padding="longest", truncation=True,
                               max_length=self.config.max_length, return_tensors="pt").to(device)
 
     def encode_image(self, image):

@@ -5,7 +5,7 @@ for tests and the demo (few layers, small widths, a small text encoder). The tex
 (BERT-base with cross-attention in every layer); its cross-attention width is derived from the vision
 width in one place (`BlipRetrievalConfig.__post_init__`).
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from easyretrieval.errors import UserError
 
@@ -50,6 +50,7 @@ class TextConfig:
     pad_token_id: int = 0
     encoder_width: int = 768    # cross-attention key/value input width (= vision width; derived)
     grad_ckpt: bool = False     # checkpoint every text layer
+    init_std: float = 0.02      # std of the normal init of Linear/Embedding weights (official BERT: 0.02)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
@@ -114,10 +115,11 @@ def create_config(vit, image_size, vocab_size=30524, **overrides):
     vw, vd, vh, dp, tw, tl, th, tf, ed = _SIZES[vit]
     vision_over = dict(overrides.pop("vision", {}) or {})
     text_over = dict(overrides.pop("text", {}) or {})
-    vision = VisionConfig(width=vw, depth=vd, heads=vh, image_size=image_size, drop_path_rate=dp)
-    text = TextConfig(vocab_size=vocab_size, hidden_size=tw, num_layers=tl, num_heads=th, intermediate_size=tf)
-    vision = replace(vision, **vision_over)
-    text = replace(text, **text_over)
+    # Built in one call with the overrides: the image_size check must see the overriding patch_size.
+    vision = VisionConfig(**{"width": vw, "depth": vd, "heads": vh, "image_size": image_size, "drop_path_rate": dp,
+                             **vision_over})
+    text = TextConfig(**{"vocab_size": vocab_size, "hidden_size": tw, "num_layers": tl, "num_heads": th,
+                         "intermediate_size": tf, **text_over})
     overrides.setdefault("embed_dim", ed)
     return BlipRetrievalConfig(vision=vision, text=text, vit=vit, **overrides)
 
@@ -128,8 +130,9 @@ def config_from_params(cfg, vocab_size):
         cfg["vit"],
         cfg["image_size"],
         vocab_size=vocab_size,
-        vision={"grad_ckpt": bool(cfg["vit_grad_ckpt"]), "ckpt_layer": int(cfg["vit_ckpt_layer"])},
-        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False))},
+        vision={"grad_ckpt": bool(cfg["vit_grad_ckpt"]), "ckpt_layer": int(cfg["vit_ckpt_layer"]),
+                "patch_size": int(cfg.get("patch_size", 16))},
+        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False)), "init_std": float(cfg.get("text_init_std", 0.02))},
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],

@@ -17,6 +17,15 @@ def test_image_size_not_a_multiple_of_the_patch(size, hint):
     checks.check_image_size(config(image_size=size - size % 16 or 16))
 
 
+def test_image_size_follows_patch_size():
+    checks.check_image_size(config(image_size=40, patch_size=8))
+    with pytest.raises(UserError, match=r"'image_size': 44 is not a multiple of the ViT patch size 8 \(patch_size\); "
+                                        r"use e.g. 40 or 48"):
+        checks.check_image_size(config(image_size=44, patch_size=8))
+    with pytest.raises(UserError, match=r"'image_size': 6 .* patch size 8 .* use e.g. 8$"):
+        checks.check_image_size(config(image_size=6, patch_size=8))
+
+
 def test_queue_must_hold_a_global_batch():
     with pytest.raises(UserError, match=r"'queue_size': 2 is smaller than the global batch of 4 "
                                         r"\(batch_size_train 4 x 1 rank\)"):

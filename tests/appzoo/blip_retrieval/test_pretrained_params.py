@@ -40,6 +40,18 @@ def test_a_folder_sets_its_sizes_and_tokenizer(folders):
     assert hf.tokenizer == str(folders / "hf" / "vocab.txt")
 
 
+def test_a_folder_sets_its_patch_size(tmp_path):
+    from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
+    from appzoo.blip_retrieval.model.config import create_config
+
+    tokenizer = make_tokenizer(str(tmp_path))
+    model = BlipRetrieval(create_config("tiny", 32, vocab_size=len(tokenizer), queue_size=8,
+                                        vision={"patch_size": 8}), tokenizer)
+    model.save_pretrained(str(tmp_path / "best"))
+    config = complete({"pretrained": str(tmp_path / "best")})
+    assert (config.image_size, config.patch_size) == (32, 8)
+
+
 def test_contradictions_are_errors_unless_asked_for(folders, caplog):
     best = str(folders / "best")
     with pytest.raises(UserError, match="vit=base contradicts pretrained=.* a vit=tiny model"):

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from engine_launch import load_result, run_toy, run_toy_two_nodes
+from toy_task import ToyModel
 
 from easyretrieval.engine.checkpointing import TMP_PREFIX, list_complete
 from easyretrieval.engine.export import consolidate_checkpoint, export_command
+from easyretrieval.engine.schedule import lr_at
 
 # The toy task names no app: exported checkpoints hold the bare state dict (TrainTask.export_layout).
 TRAINABLE = ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias")
@@ -113,3 +115,37 @@ def test_two_nodes_train_like_one_node_with_two_ranks(tmp_path, uninterrupted):
     """Two one-rank torchrun "nodes" reproduce the one-node 2-rank ZeRO-3 run bit for bit."""
     run_toy_two_nodes(tmp_path, "--stage", 3, "--save_steps", 3, "--noise", 0.1)
     _assert_same_run(tmp_path, uninterrupted)
+
+
+def test_warmup_sets_the_lr_of_every_step_and_resumes_exactly(tmp_path):
+    """Warm-up over 12 optimizer steps spans epochs 0-1 (8 steps an epoch, 2 epochs); a run killed in the
+    warm-up and resumed takes the same LRs and losses as an uninterrupted one."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_toy(full, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1)
+    reference = load_result(full)
+    expected = [lr_at(step // 8, step, 2, 0.05, 0.0, 12, 0.0) for step in range(16)]
+    assert reference["lrs"] == pytest.approx(expected, rel=1e-12, abs=0)
+    assert reference["lrs"][0] == 0.0 and reference["lrs"][12] == pytest.approx(0.025)  # epoch 1's cosine
+    proc = run_toy(killed, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1,
+                   "--kill_after_step", 5, check=False)
+    assert proc.returncode != 0
+    run_toy(killed, "--stage", 1, "--warmup_steps", 12, "--save_steps", 3, "--noise", 0.1, "--resume", "auto")
+    resumed = load_result(killed)
+    assert resumed["lrs"] == reference["lrs"] and resumed["losses"] == reference["losses"]
+
+
+def test_a_group_lr_scale_scales_that_groups_lr_every_step(tmp_path):
+    """The task's optimizer groups: net.2 at lr_scale 0.5 follows the schedule at half the LR; at lr_scale 0
+    it never moves (weight decay included), while the rest trains."""
+    half, frozen = tmp_path / "half", tmp_path / "frozen"
+    run_toy(half, "--stage", 1, "--head_lr_scale", 0.5, "--warmup_steps", 4)
+    lrs = load_result(half)["group_lrs"]
+    assert len(lrs) == 16 and all(len(step) == 2 for step in lrs)
+    assert [b for _, b in lrs] == pytest.approx([0.5 * a for a, _ in lrs], rel=1e-12, abs=0)
+    assert [a for a, _ in lrs] == pytest.approx([lr_at(s // 8, s, 2, 0.05, 0.0, 4, 0.0) for s in range(16)])
+    run_toy(frozen, "--stage", 1, "--head_lr_scale", 0)
+    result = load_result(frozen)
+    torch.manual_seed(7)  # the Trainer's seed_everything(seed=7) before build_model
+    initial = ToyModel().state_dict()
+    assert_same_tensors(result["state_dict"], initial, ("net.2.weight", "net.2.bias"), atol=0)
+    assert not torch.equal(result["state_dict"]["net.0.weight"], initial["net.0.weight"])

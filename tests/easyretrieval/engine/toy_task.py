@@ -52,17 +52,28 @@ class ToyModel(nn.Module):
 
 
 class ToyTask(TrainTask):
-    def __init__(self, batch_size, rank=0, world_size=1, seed=0, noise=0.0):
+    def __init__(self, batch_size, rank=0, world_size=1, seed=0, noise=0.0, hooks=None, head_lr_scale=None):
         self.batch_size = batch_size
+        self.head_lr_scale = head_lr_scale  # None: one optimizer group; else net.2 in a group of this lr_scale
         self.rank, self.world_size = rank, world_size
         self.seed = seed
         self.noise = noise
         self.x, self.y = _data(N_TRAIN, 1)
         self.vx, self.vy = _data(N_VAL, 2)
         self.losses = []  # mean loss over ranks at every micro step
+        self.lrs = []  # the optimizer's LR at every micro step
+        self.group_lrs = []  # every optimizer group's LR at every micro step
+        self.hooks = hooks or {}
 
     def build_model(self):
         return ToyModel()
+
+    def param_groups(self, model):
+        if self.head_lr_scale is None:
+            return super().param_groups(model)
+        head = list(model.net[2].parameters())
+        rest = [p for p in model.parameters() if p.requires_grad and all(p is not h for h in head)]
+        return [{"params": rest}, {"params": head, "lr_scale": self.head_lr_scale}]
 
     def steps_per_epoch(self):
         return N_TRAIN // (self.batch_size * self.world_size)
@@ -76,6 +87,8 @@ class ToyTask(TrainTask):
 
     def training_step(self, engine, batch, epoch, step, steps_per_epoch):
         x, y = batch
+        self.lrs.append(engine.optimizer.param_groups[0]["lr"])
+        self.group_lrs.append([group["lr"] for group in engine.optimizer.param_groups])
         loss = engine(x, y, noise=self.noise)
         mean = loss.detach().clone()
         if dist.is_initialized() and dist.get_world_size() > 1:
@@ -84,6 +97,11 @@ class ToyTask(TrainTask):
         self.losses.append(float(mean))
         return {"loss": loss}
 
+    def after_optimizer_step(self, engine):
+        hook = self.hooks.get("after_step")
+        if hook is not None:
+            hook(engine)
+
     def evaluate(self, engine, epoch):
         with torch.no_grad():
             pred = engine(self.vx)
@@ -91,7 +109,8 @@ class ToyTask(TrainTask):
         return {"val": {"r_mean": -mse, "mse": mse}, "test": {"r_mean": -mse, "mse": mse}}
 
     def rank_state(self, model):
-        return {"losses": list(self.losses)}
+        return {"losses": list(self.losses), "lrs": list(self.lrs)}
 
     def load_rank_state(self, model, state):
         self.losses = list(state["losses"])
+        self.lrs = list(state["lrs"])

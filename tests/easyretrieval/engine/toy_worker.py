@@ -1,7 +1,8 @@
 """Run the toy task through the real Trainer (one plain process, or a rank under torchrun).
 
 python toy_worker.py OUT_DIR [--stage N] [--precision P] [--batch B] [--epochs E] [--save_steps S]
-    [--resume auto] [--kill_in_save K] [--noise F]
+    [--resume auto] [--kill_after_step K] [--kill_in_save K] [--noise F] [--lr LR] [--warmup_steps W]
+    [--head_lr_scale S]
 Writes OUT_DIR/result_rank{R}.pt: losses, consolidated state dict, final TrainState.
 """
 import argparse
@@ -36,15 +37,25 @@ def main():
     p.add_argument("--save_steps", type=int, default=0)
     p.add_argument("--keep_last", type=int, default=2)
     p.add_argument("--resume", default="")
+    p.add_argument("--kill_after_step", type=int, default=0)
     p.add_argument("--kill_in_save", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.0)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--warmup_steps", type=int, default=0)
+    p.add_argument("--head_lr_scale", type=float, default=None)
     a = p.parse_args()
 
     info = dist_info_from_env()
     init_distributed(info, timeout_s=120)
     ds = build_ds_config(load_ds_config(a.config), DsParams(a.batch, a.gas, 0.0, a.precision, a.stage),
                          info.world_size)
+    hooks = {}
+    if a.kill_after_step:
+        def after_step(engine, state={"n": 0}):
+            state["n"] += 1
+            if state["n"] == a.kill_after_step and info.rank == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+        hooks["after_step"] = after_step
     if a.kill_in_save:
         original = checkpointing.CheckpointManager.save
 
@@ -55,13 +66,15 @@ def main():
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(self, engine, global_step, client_state, rank_state, record)
         checkpointing.CheckpointManager.save = save
-    task = ToyTask(a.batch, info.rank, info.world_size, noise=a.noise)
+    task = ToyTask(a.batch, info.rank, info.world_size, noise=a.noise, hooks=hooks,
+                    head_lr_scale=a.head_lr_scale)
     args = TrainerArgs(output_dir=a.out, max_epoch=a.epochs, init_lr=a.lr, min_lr=0.0, weight_decay=0.05,
                        save_steps=a.save_steps, keep_last=a.keep_last, resume=a.resume, seed=7, progress=False,
-                       select_metric="r_mean")
+                       select_metric="r_mean", warmup_steps=a.warmup_steps, warmup_lr=0.0)
     result = Trainer(task, args, info, ds).fit()
     sd = consolidated_state_dict(result.engine)
-    torch.save({"losses": task.losses, "state_dict": sd, "state": result.state,
+    torch.save({"losses": task.losses, "lrs": task.lrs, "group_lrs": task.group_lrs, "state_dict": sd,
+                "state": result.state,
                 "best_path": result.best_path, "final_path": result.final_path},
                os.path.join(a.out, f"result_rank{info.rank}.pt"))
 

@@ -219,3 +219,24 @@ def test_geometric_ops_are_the_official_opencv_calls():
     ]
     for ours, theirs in cases:
         assert ours.dtype == np.uint8 and np.array_equal(ours, theirs)
+
+
+def test_train_augment_light_is_a_mild_crop_only_and_none_is_the_test_transform():
+    light = create_transform(24, train=True, augment="light")
+    assert [type(s).__name__ for s in light.transforms] == ["RandomResizedCrop", "ToNormalizedTensor"]
+    assert light.transforms[0].scale == (0.8, 1.0) and light.transforms[0].interpolation.value == "bicubic"
+    none, test = create_transform(24, train=True, augment="none"), create_transform(24, train=False)
+    assert torch.equal(none(_photo()), test(_photo()))
+    # light keeps left and right: a mark on the left half stays on the left half (no flip) in every draw
+    img = Image.new("RGB", (40, 40), (255, 255, 255))
+    img.paste((0, 0, 0), (2, 10, 12, 30))
+    for seed in range(20):
+        torch.manual_seed(seed)
+        dark = light(img).mean(0) < 0
+        cols = dark.nonzero()[:, 1]
+        assert cols.numel() and cols.float().mean() < 12
+
+
+def test_unknown_train_augment_names_the_known_ones():
+    with pytest.raises(ValueError, match="official, light, none"):
+        create_transform(24, train=True, augment="strong")

@@ -38,3 +38,44 @@ def test_from_params():
     assert (config.queue_size, config.momentum, config.negative_all_rank) == (64, 0.9, True)
     with pytest.raises(UserError, match="vit_ckpt_layer"):
         config_from_params(Config({**params, "vit_ckpt_layer": 13}), vocab_size=30524)
+
+
+def test_patch_size_sets_the_token_grid_and_round_trips():
+    import torch
+
+    from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
+
+    params = Config(dict(vit="tiny", image_size=32, patch_size=8, vit_grad_ckpt=False, vit_ckpt_layer=0,
+                         queue_size=8, momentum=0.9, negative_all_rank=False))
+    config = config_from_params(params, vocab_size=100)
+    assert (config.vision.patch_size, config.vision.num_patches) == (8, 16)
+    assert BlipRetrievalConfig.from_dict(config.to_dict()).vision.patch_size == 8
+    encoder = VisionEncoder(config.vision)
+    assert encoder.patch_embed.proj.weight.shape == (config.vision.width, 3, 8, 8)
+    assert encoder(torch.randn(2, 3, 32, 32)).shape == (2, 1 + 16, config.vision.width)
+    with pytest.raises(UserError, match="not a multiple of the patch size 8"):
+        config_from_params(Config({**params, "image_size": 36}), vocab_size=100)
+    # without the parameter (configs written before it existed): the official 16
+    assert config_from_params(Config({k: v for k, v in params.items() if k != "patch_size"}),
+                              vocab_size=100).vision.patch_size == 16
+
+
+def test_text_init_std_sets_the_text_encoders_init():
+    import torch
+
+    from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
+
+    base = dict(vit="tiny", image_size=32, vit_grad_ckpt=False, vit_ckpt_layer=0, queue_size=8, momentum=0.9,
+                negative_all_rank=False)
+    stds = {}
+    for std in (0.02, 0.2):
+        config = config_from_params(Config({**base, "text_init_std": std}), vocab_size=500)
+        assert config.text.init_std == std
+        torch.manual_seed(0)
+        model = BlipRetrieval(config)
+        stds[std] = model.text_encoder.embeddings.word_embeddings.weight.std().item()
+        # the momentum copy starts equal to it (official copy_params)
+        assert torch.equal(model.text_encoder_m.embeddings.word_embeddings.weight,
+                           model.text_encoder.embeddings.word_embeddings.weight)
+    assert abs(stds[0.02] - 0.02) < 0.002 and abs(stds[0.2] - 0.2) < 0.02
+    assert config_from_params(Config(base), vocab_size=500).text.init_std == 0.02  # official default
