@@ -31,16 +31,10 @@ def _image_folder(path):
 
 def _annotation_images(path, image_root):
     from easyretrieval import fileio
-    from appzoo.blip_retrieval.data.datasets import load_annotation
+    from appzoo.blip_retrieval.data.datasets import annotation_image_names
 
     root = image_root or os.path.dirname(os.path.abspath(path))
-    ids = []
-    for n, entry in enumerate(load_annotation(path)):
-        name = entry.get("image") if isinstance(entry, dict) else entry
-        if not isinstance(name, str) or not name:
-            raise UserError(f"annotation file '{path}': entry {n} has no \"image\" path")
-        if name not in ids:
-            ids.append(name)
+    ids = annotation_image_names(path)
     return Items("images", ids, [fileio.join(root, i) for i in ids])
 
 

@@ -41,6 +41,20 @@ def load_annotation(path):
     return data
 
 
+def annotation_image_names(path):
+    """The distinct image paths an annotation file names (each entry's "image", or the entry itself when it is
+    a string), in first-seen order. UserError naming the file and entry when an entry has none."""
+    names, seen = [], set()
+    for n, entry in enumerate(load_annotation(path)):
+        name = entry.get("image") if isinstance(entry, dict) else entry
+        if not isinstance(name, str) or not name:
+            raise UserError(f"annotation file '{path}': entry {n} has no \"image\" path")
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
 def expand_train_entries(entries):
     """Official train entries: one `{"image", "caption": str, "image_id"}` per caption, in file order."""
     out = []

@@ -12,7 +12,7 @@ from typing import List
 from easyretrieval import fileio
 from easyretrieval.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from appzoo.blip_retrieval.predict_inputs import IMAGE_EXTENSIONS
 
 
 @dataclass
@@ -38,20 +38,13 @@ def _folder(spec):
 
 
 def _annotation(spec, image_root):
-    from appzoo.blip_retrieval.data.datasets import load_annotation
+    from appzoo.blip_retrieval.data.datasets import annotation_image_names
 
     root = image_root or (os.path.dirname(spec.rstrip("/")) if fileio.is_oss(spec)
                           else os.path.dirname(os.path.abspath(spec)))
     if not fileio.is_oss(root):
         root = os.path.abspath(root)
-    names, seen = [], set()
-    for n, entry in enumerate(load_annotation(spec)):
-        name = entry.get("image") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not name:
-            raise UserError(f"annotation file '{spec}': entry {n} has no \"image\" path")
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
+    names = annotation_image_names(spec)
     if not names:
         raise UserError(f"annotation file '{spec}' lists no images")
     return GalleryItems(names, [fileio.join(root, name) for name in names])

@@ -2,31 +2,12 @@
 import base64
 import io
 import os
-from html.parser import HTMLParser
 
 import pytest
 from PIL import Image
 
 from easyretrieval.report import Hit, Panel, QueryResult, plot_curves, write_html_report
-
-
-class _Collect(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.imgs, self.stack, self.texts = [], [], []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.imgs.append(dict(attrs))
-        elif tag not in ("meta", "br"):
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
-        self.stack.pop()
-
-    def handle_data(self, data):
-        self.texts.append(data)
+from html_collect import HtmlCollector
 
 
 def _images(tmp_path, n):
@@ -51,7 +32,7 @@ def test_page_parses_and_every_thumbnail_it_shows_is_there(tmp_path, mode):
     paths = _images(tmp_path, 3)
     page = write_html_report(str(tmp_path / "r.html"), "Search", _queries(paths),
                              metrics={"test": {"txt_r1": 50.0, "img_r1": 40.0}}, thumbnails=mode)
-    parser = _Collect()
+    parser = HtmlCollector()
     with open(page, encoding="utf-8") as f:
         parser.feed(f.read())
     parser.close()

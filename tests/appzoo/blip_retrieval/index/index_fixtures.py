@@ -5,12 +5,12 @@ import io
 import os
 import shutil
 import sys
-from html.parser import HTMLParser
 
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "evaluation"))
 from eval_fixtures import make_model, make_tokenizer, write_gallery  # noqa: E402
+from html_collect import HtmlCollector  # noqa: E402
 
 NUM_IMAGES = 12
 
@@ -39,29 +39,10 @@ def gallery_paths(gallery):
     return [os.path.join(gallery, n) for n in names]
 
 
-class _Collect(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.imgs, self.stack, self.texts = [], [], []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.imgs.append(dict(attrs))
-        elif tag not in ("meta", "br"):
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
-        self.stack.pop()
-
-    def handle_data(self, data):
-        self.texts.append(data)
-
-
 def check_html(path):
     """Parse the page; every <img> it shows must resolve to a readable JPEG thumbnail (embedded or in its
     folder). Returns (number of images, the page's text)."""
-    parser = _Collect()
+    parser = HtmlCollector()
     with open(path, encoding="utf-8") as handle:
         parser.feed(handle.read())
     parser.close()
