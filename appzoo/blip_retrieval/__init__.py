@@ -13,16 +13,8 @@ from appzoo.blip_retrieval import commands as _commands  # noqa: F401 - register
 from appzoo.blip_retrieval.app import BlipRetrievalApp
 from appzoo.blip_retrieval.index import commands as _index_commands  # noqa: F401 - registers `index`, `search`
 
-__all__ = ["BlipRetrieval", "BlipRetrievalApp", "Index"]
+from easyretrieval.lazy_exports import lazy_exports
 
-
-def __getattr__(name):
-    if name == "BlipRetrieval":
-        from appzoo.blip_retrieval.model.blip_retrieval import BlipRetrieval
-
-        return BlipRetrieval
-    if name == "Index":
-        from appzoo.blip_retrieval.index.api import Index
-
-        return Index
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _lazy = lazy_exports(__name__, {"BlipRetrieval": "appzoo.blip_retrieval.model.blip_retrieval",
+                                             "Index": "appzoo.blip_retrieval.index.api"})
+__all__ = ["BlipRetrievalApp", *_lazy]

@@ -6,26 +6,15 @@
 
 Apps register their named weights in the catalog (`catalog.register`) when they are imported.
 """
-import importlib
+from easyretrieval.lazy_exports import lazy_exports
 
 # Imported on first use (PEP 562): an app registering its catalog entries at import (easyretrieval.modelzoo.
 # catalog) must not pull in the download machinery (oss2) when the CLI only lists parameters.
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "CATALOG": "easyretrieval.modelzoo.catalog",
     "ModelEntry": "easyretrieval.modelzoo.catalog",
     "default_cache_dir": "easyretrieval.modelzoo._cache",
     "find_cached": "easyretrieval.modelzoo.resolver",
     "is_offline": "easyretrieval.modelzoo.resolver",
     "resolve": "easyretrieval.modelzoo.resolver",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})

@@ -5,12 +5,7 @@
 it) imports no torch.
 """
 
-__all__ = ["Index", "QueryHits", "SearchHit"]
+from easyretrieval.lazy_exports import lazy_exports
 
-
-def __getattr__(name):
-    if name in __all__:
-        from appzoo.blip_retrieval.index import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, {name: "appzoo.blip_retrieval.index.api"
+                                               for name in ("Index", "QueryHits", "SearchHit")})

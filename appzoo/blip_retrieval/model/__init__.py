@@ -3,9 +3,9 @@
 The names below are imported on first use (PEP 562): `model.config` and `model.tokenizer` (plain data and
 text) stay importable without torch, so parameter checks before any work are fast.
 """
-import importlib
+from easyretrieval.lazy_exports import lazy_exports
 
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "BlipRetrieval": "appzoo.blip_retrieval.model.blip_retrieval",
     "RetrievalLosses": "appzoo.blip_retrieval.model.blip_retrieval",
     "create_model": "appzoo.blip_retrieval.model.blip_retrieval",
@@ -17,15 +17,4 @@ _EXPORTS = {
     "build_wordpiece_vocab": "appzoo.blip_retrieval.model.tokenizer",
     "create_tokenizer": "appzoo.blip_retrieval.model.tokenizer",
     "pre_caption": "appzoo.blip_retrieval.model.tokenizer",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})
