@@ -8,7 +8,9 @@ subprocess.TimeoutExpired carrying the output so far.
 """
 import os
 import signal
+import socket
 import subprocess
+import sys
 
 import psutil
 
@@ -65,3 +67,14 @@ def finish(proc, timeout):
         raise subprocess.TimeoutExpired(proc.args, timeout, output=out, stderr=err) from None
     kill_tree(proc.pid)
     return proc.returncode, out, err
+
+
+def torchrun_cli(nproc: int):
+    """argv prefix that runs the `easyretrieval` CLI of this interpreter's environment as `nproc` ranks on this
+    machine (torchrun, a free loopback port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = os.path.join(os.path.dirname(sys.executable), "easyretrieval")
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+            "127.0.0.1", "--master_port", str(port), "--no-python", script]

@@ -1,7 +1,6 @@
 """Predict mode end to end (the CLI in a subprocess): its rankings are the official loop's rankings."""
 import json
 import os
-import socket
 import sys
 
 import numpy as np
@@ -37,15 +36,6 @@ def setup(tmp_path_factory):
     return root, dataset, ref
 
 
-def torchrun(nproc):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = os.path.join(os.path.dirname(sys.executable), "easyretrieval")
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-            "127.0.0.1", "--master_port", str(port), "--no-python", script]
-
-
 def predict(root, out, gallery, queries, top_k, launcher=CLI):
     params = (f"vit=tiny image_size={IMAGE_SIZE} queue_size=8 pretrained={root / 'model.pth'} "
               f"tokenizer={root / 'vocab.txt'} gallery={gallery} queries={queries} top_k={top_k} k_test=4 "
@@ -67,7 +57,7 @@ def expected(scores, top_k):
 def test_text_to_image_equals_official_ranking(setup, tmp_path, ranks):
     """Also with 2 ranks (torchrun): the gallery is split across ranks, the answer is the same."""
     root, dataset, ref = setup
-    launcher = CLI if ranks == 1 else torchrun(ranks)
+    launcher = CLI if ranks == 1 else process_launch.torchrun_cli(ranks)
     lines = predict(root, tmp_path, root / "images", root / "texts.txt", top_k=3, launcher=launcher)
     order, scores = expected(ref.scores_t2i, 3)
     assert len(lines) == len(dataset.text)

@@ -5,7 +5,6 @@ thumbnail; a query with another model's index is refused in one line (the CLI in
 import json
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -133,20 +132,11 @@ def test_one_line_refusals_before_any_model(setup, capsys):
         assert code == 2 and len(err) == 1 and message in err[0], (argv, err)
 
 
-def _torchrun(nproc):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = os.path.join(os.path.dirname(sys.executable), "easyretrieval")
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-            "127.0.0.1", "--master_port", str(port), "--no-python", script]
-
-
 def test_two_ranks_split_an_annotation_gallery_into_one_index(setup):
     root, model, _, _, ann, model_dir, _ = setup
     images = os.path.join(root, "images")
     out = os.path.join(root, "two_ranks")
-    proc = process_launch.run(_torchrun(2) + ["index", "--pretrained", model_dir, "--gallery", ann, "--image_root",
+    proc = process_launch.run(process_launch.torchrun_cli(2) + ["index", "--pretrained", model_dir, "--gallery", ann, "--image_root",
                                               images, "--output", out, "--batch_size", "2", "--commit_every", "2",
                                               "--num_workers", "0"], 300, env=ENV)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
