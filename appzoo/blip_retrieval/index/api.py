@@ -21,7 +21,8 @@ from easyretrieval.distributed import DistInfo, barrier, group_active
 from easyretrieval.errors import UserError
 from easyretrieval.index import GalleryIndex, GalleryStore
 
-from appzoo.blip_retrieval.index.build import VIT_EXTRA, BuildOptions, BuildReport, build_index, eval_mode
+from appzoo.blip_retrieval.index.build import VIT_EXTRA, BuildOptions, BuildReport, build_index
+from appzoo.blip_retrieval.model.inference import eval_mode
 from appzoo.blip_retrieval.index.gallery import GalleryItems, list_gallery
 from appzoo.blip_retrieval.index.identity import model_identity
 from appzoo.blip_retrieval.index.rerank import order_by_score, rerank_text_queries

@@ -7,7 +7,6 @@ images' work and never leaves a corrupt index. Images that cannot be read go to 
 Features are computed as the evaluator computes them: the official test transform, `encode_image`, the
 normalised projection of the [CLS] token, float32.
 """
-import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -23,6 +22,7 @@ from easyretrieval.secrets import mask_secrets
 
 from appzoo.blip_retrieval.index.gallery import GalleryItems
 from appzoo.blip_retrieval.index.identity import model_identity, source_record
+from appzoo.blip_retrieval.model.inference import eval_mode
 
 VIT_EXTRA = "vit"  # the per-image array name of the stored ViT token embeddings
 
@@ -85,22 +85,6 @@ def _collate(items):
     bad = [(i, error) for _, i, error in items if error is not None]
     pixels = torch.stack([p for p, _ in good]) if good else None
     return pixels, [i for _, i in good], bad
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Eval mode and no autograd for the block (the model's mode restored after; a model already in eval mode
-    is left alone, as switching walks every module)."""
-    was_training = model.training
-    switch = any(module.training for module in model.modules())
-    if switch:
-        model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        if switch:
-            model.train(was_training)
 
 
 class _Shard:

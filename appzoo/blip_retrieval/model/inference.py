@@ -14,6 +14,22 @@ import torch.nn.functional as F
 ImageInput = Union[Sequence[object], torch.Tensor]  # PIL images / file paths, or a transformed [N,3,H,W] batch
 
 
+@contextlib.contextmanager
+def eval_mode(model):
+    """Eval mode and no autograd for the block (the model's mode restored after). A model already in eval mode
+    is left alone: switching walks every module (milliseconds a call, most of a short query's time)."""
+    was_training = model.training
+    switch = any(module.training for module in model.modules())
+    if switch:
+        model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if switch:
+            model.train(was_training)
+
+
 class RetrievalInferenceMixin:
     """embed_images / embed_texts / match for BlipRetrieval (needs `config`, `tokenizer` and the encoders)."""
 
@@ -81,21 +97,6 @@ class RetrievalInferenceMixin:
     def _image_embeds(self, images, batch_size):
         return torch.cat([self.encode_image(pixels) for pixels in self._pixel_batches(images, batch_size)])
 
-    @contextlib.contextmanager
-    def _inference(self):
-        """Eval mode for the call (train mode restored after), no autograd. A model already in eval mode is
-        left alone: switching walks every module (milliseconds a call, most of a short query's time)."""
-        was_training = self.training
-        switch = any(module.training for module in self.modules())
-        if switch:
-            self.eval()
-        try:
-            with torch.inference_mode():
-                yield
-        finally:
-            if switch:
-                self.train(was_training)
-
     @staticmethod
     def _count(images):
         """How many images `images` holds; TypeError for inputs that are not a list or a tensor."""
@@ -118,7 +119,7 @@ class RetrievalInferenceMixin:
         """
         if self._count(images) == 0:
             return torch.zeros(0, self.config.embed_dim, device=self._device())
-        with self._inference():
+        with eval_mode(self):
             feats = [self.image_feat(self.encode_image(pixels)).float()
                      for pixels in self._pixel_batches(images, batch_size)]
         return torch.cat(feats)
@@ -134,7 +135,7 @@ class RetrievalInferenceMixin:
             return torch.zeros(0, self.config.embed_dim, device=self._device())
         ids, mask = self._tokens(texts)
         feats = []
-        with self._inference():
+        with eval_mode(self):
             for start in range(0, ids.shape[0], batch_size):
                 rows = slice(start, start + batch_size)
                 length = int(mask[rows].sum(dim=1).max())  # padding beyond the batch's longest is never read
@@ -155,7 +156,7 @@ class RetrievalInferenceMixin:
             return torch.zeros(num_images, len(texts), device=self._device())
         ids, mask = self._tokens(texts)
         num_texts = ids.shape[0]
-        with self._inference():
+        with eval_mode(self):
             embeds = self._image_embeds(images, images_per_group)
             prefix = self.itm_text_prefix(ids, mask)  # the image-free start of each text, computed once
             probs = torch.empty(embeds.shape[0] * num_texts, device=ids.device)
