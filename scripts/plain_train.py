@@ -17,13 +17,14 @@ import os
 
 import torch
 
-from appzoo.blip_retrieval.components import create_app_model, create_app_tokenizer
+from appzoo.blip_retrieval.factories import create_app_model, create_app_tokenizer
 from appzoo.blip_retrieval.data import build_dataset, create_train_loader, prepare_data
 from appzoo.blip_retrieval.params import SCHEMA
 from appzoo.blip_retrieval.task import blip_param_groups
 from easyretrieval.distributed import DistInfo
 from easyretrieval.engine.rng import seed_everything
-from easyretrieval.engine.schedule import alpha_at, lr_at
+from appzoo.blip_retrieval.schedule import alpha_at
+from easyretrieval.engine.schedule import lr_at
 from easyretrieval.parameters import parse_user_defined_parameters
 
 TASK_SEED = 0  # the sampler / loader seed the app passes (official create_sampler's default)

@@ -55,6 +55,7 @@ class BlipRetrievalApp(App):
 
         cfg, run = self.config, self.run
         checks.check_image_size(cfg)
+        checks.check_vit_stem(cfg)
         eval_splits(cfg)
         checks.check_eval_precision(cfg)
         if run.mode == "train":

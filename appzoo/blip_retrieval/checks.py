@@ -19,6 +19,14 @@ def check_image_size(config):
                         f"(patch_size); use e.g. {nearest}")
 
 
+def check_vit_stem(config):
+    """vit_stem=conv halves the image with each stride-2 convolution: patch_size must be a power of two."""
+    patch = config.patch_size
+    if config.vit_stem == "conv" and (patch < 2 or patch & (patch - 1)):
+        raise UserError(f"parameter 'vit_stem': conv needs a patch_size that is a power of two (each of its "
+                        f"stride-2 convolutions halves the image), not {patch}; use e.g. patch_size=8 or 16")
+
+
 def check_queue(config, world_size):
     """The momentum queues must hold at least one global batch (all ranks' features enqueued per step).
 

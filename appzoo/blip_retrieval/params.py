@@ -46,6 +46,9 @@ SCHEMA = ParamSchema([
     Param("vit", str, "base", "model size: base (ViT-B/16), large (ViT-L/16); small/tiny for tests", choices=VITS),
     Param("patch_size", int, 16, "ViT patch side in pixels (official: 16; a smaller patch gives a small image more "
           "tokens, for models trained from scratch; pretrained checkpoints need their own)", min=1),
+    Param("vit_stem", str, "patch", "how the ViT turns pixels into tokens: patch (official linear patch embedding) "
+          "or conv (a stride-2 3x3 convolution stack, Xiao et al. 2021, for models trained from scratch)",
+          choices=("patch", "conv")),
     Param("pretrained", str, "", "weights: a save_pretrained folder (e.g. a run's best/), an official .pth or "
           ".safetensors file, a modelzoo name, an http(s)/oss:// URL, an HF BlipForImageTextRetrieval folder or "
           "hub id (org/name); '' = scratch. A folder, hub id or modelzoo entry sets the sizes it describes "
@@ -62,6 +65,10 @@ SCHEMA = ParamSchema([
     Param("text_init_std", float, 0.02, "std of the text encoder's normal weight init when training from scratch "
           "(official BERT: 0.02, under which every caption starts with the same ITC feature, cosine > 0.9999, "
           "at the demo's width; a pretrained= checkpoint overwrites it)", min=0.0),
+    Param("text_dropout", float, 0.1, "dropout of the text encoder's hidden states and attention (official MED/BERT: "
+          "0.1; a model trained from scratch on a small dataset learns faster without it)", min=0.0, max=1.0),
+    Param("vit_init_std", float, 0.02, "std of the ViT blocks' truncated-normal Linear init when training from "
+          "scratch (timm and official: 0.02; a pretrained= checkpoint overwrites it)", min=0.0),
     Param("queue_size", int, 57600, "size of the momentum feature queues", min=1),
     Param("alpha", float, 0.4, "weight of the momentum-distilled ITC targets", min=0.0, max=1.0),
     Param("momentum", float, 0.995, "EMA momentum of the momentum encoders", min=0.0, max=1.0),

@@ -1,12 +1,13 @@
 """`pretrained=` fills in the sizes it describes, so they need not be repeated.
 
-A save_pretrained folder (e.g. OUTPUT_DIR/best) fixes vit, image_size, patch_size, queue_size, max_words
-and the tokenizer; an HF folder or hub id fixes vit, image_size, patch_size and the tokenizer; a fine-tuned
+A save_pretrained folder (e.g. OUTPUT_DIR/best) fixes vit, image_size, patch_size, vit_stem, queue_size,
+max_words and the tokenizer; an HF folder or hub id fixes vit, image_size, patch_size, vit_stem (patch) and the
+tokenizer; a fine-tuned
 modelzoo entry fixes vit and image_size, a pre-trained-only one vit (official fine-tuning starts from it at
 another image size); a weights file fixes nothing, except that a vocab.txt beside it is its tokenizer. Each applies only
 to parameters the user did not set; the values derived from `vit` (batch sizes, lr, checkpointing) follow.
-A user value that contradicts the source is an error: vit always (the weights cannot fit), image_size
-unless resize_pretrained=True (then the position-embedding interpolation is logged).
+A user value that contradicts the source is an error: vit and vit_stem always (the weights cannot fit),
+image_size unless resize_pretrained=True (then the position-embedding interpolation is logged).
 """
 from easyretrieval.errors import UserError
 from easyretrieval.log import get_logger
@@ -33,6 +34,9 @@ def complete_config(config: Config, schema) -> Config:
     if "vit" in sizes and "vit" in config.user_set and config.vit != sizes["vit"]:
         raise UserError(f"vit={config.vit} contradicts {where}, a vit={sizes['vit']} model: drop vit= (it is "
                         "taken from the model) or give a checkpoint of that size")
+    if "vit_stem" in sizes and "vit_stem" in config.user_set and config.vit_stem != sizes["vit_stem"]:
+        raise UserError(f"vit_stem={config.vit_stem} contradicts {where}, a model with vit_stem={sizes['vit_stem']}: "
+                        "drop vit_stem= (it is taken from the model)")
     wanted = sizes.get("image_size")
     if wanted is not None and "image_size" in config.user_set and config.image_size != wanted:
         if not config.resize_pretrained:

@@ -173,7 +173,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
 
     def encode_image(self, image):
         """[B, 3, H, W] -> image_embeds [B, 1+P, Wv] (the image is cast to the encoder's dtype)."""
-        return self.visual_encoder(image.to(self.visual_encoder.patch_embed.proj.weight.dtype))
+        return self.visual_encoder(image.to(self.visual_encoder.cls_token.dtype))
 
     def image_feat(self, image_embeds):
         """Normalised ITC feature [B, embed_dim] of the class token."""
@@ -252,7 +252,7 @@ class BlipRetrieval(PretrainedMixin, RetrievalInferenceMixin, nn.Module):
         targets = losses.itc_targets(idx, self.idx_queue)
         with torch.no_grad():
             self.momentum_update()
-            image_embeds_m = self.visual_encoder_m(image.to(self.visual_encoder_m.patch_embed.proj.weight.dtype))
+            image_embeds_m = self.visual_encoder_m(image.to(self.visual_encoder_m.cls_token.dtype))
             image_feat_m = F.normalize(self.vision_proj_m(image_embeds_m[:, 0, :]), dim=-1).float()
             text_m = self.text_encoder_m(text.input_ids, text.attention_mask)
             text_feat_m = F.normalize(self.text_proj_m(text_m[:, 0, :]), dim=-1).float()

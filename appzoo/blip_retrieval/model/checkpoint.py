@@ -101,6 +101,16 @@ def read_state_dict(path):
     return state
 
 
+def _stem_hint(keys, of_model=False):
+    """What to do when the only disagreement is the ViT stem (linear patch embedding vs vit_stem=conv)."""
+    stem_keys = [k for k in keys if ".patch_embed.proj." in k]
+    if not stem_keys or len(stem_keys) != len(keys):
+        return ""
+    conv = any(k.split(".patch_embed.proj.")[1][0].isdigit() for k in stem_keys)  # proj.0.weight: a conv stack
+    ckpt_stem = ("patch" if conv else "conv") if of_model else ("conv" if conv else "patch")
+    return f"the checkpoint's ViT has vit_stem={ckpt_stem}: set vit_stem={ckpt_stem}"
+
+
 def _is_momentum(key):
     return key.startswith(MOMENTUM_PREFIXES)
 
@@ -137,7 +147,7 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
     unknown = [k for k in unexpected if not (k.startswith(IGNORED_PREFIXES) or k in IGNORED_KEYS)]
     if unknown:
         raise UserError(f"{source} has {len(unknown)} keys this model does not have, e.g. {unknown[:3]}; "
-                        "is it a BLIP retrieval/pre-training checkpoint?")
+                        + (_stem_hint(unknown) or "is it a BLIP retrieval/pre-training checkpoint?"))
     report.unexpected = unexpected
     for key in unexpected:
         del state[key]
@@ -145,7 +155,9 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
     allowed = set(QUEUE_BUFFERS) | set(POSITION_IDS_KEYS)
     unknown_missing = [k for k in missing if k not in allowed and not _is_momentum(k)]
     if unknown_missing:
-        raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}")
+        hint = _stem_hint(unknown_missing, of_model=True)
+        raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}"
+                        + (f"; {hint}" if hint else ""))
     report.missing = missing
     momentum_missing = [k for k in missing if _is_momentum(k)]
     for key in missing:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from easyretrieval.errors import UserError
 
 VITS = ("base", "large", "small", "tiny")
+VIT_STEMS = ("patch", "conv")  # patch: official linear patch embedding; conv: convolutional stem (from scratch)
 
 
 @dataclass
@@ -19,17 +20,24 @@ class VisionConfig:
     heads: int = 12             # attention heads
     image_size: int = 384       # input resolution (a multiple of patch_size)
     patch_size: int = 16
+    stem: str = "patch"         # one of VIT_STEMS
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.0  # 0 for base, 0.1 for large, as official create_vit
     layer_norm_eps: float = 1e-6
     grad_ckpt: bool = False     # checkpoint the last `ckpt_layer` blocks
     ckpt_layer: int = 0
+    init_std: float = 0.02      # std of the truncated-normal init of the blocks' Linear weights (timm/official: 0.02)
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
             raise UserError(f"image_size {self.image_size} is not a multiple of the patch size {self.patch_size}")
         if not 0 <= self.ckpt_layer <= self.depth:
             raise UserError(f"vit_ckpt_layer {self.ckpt_layer} must be between 0 and the ViT depth {self.depth}")
+        if self.stem not in VIT_STEMS:
+            raise UserError(f"vit_stem '{self.stem}' is not one of {', '.join(VIT_STEMS)}")
+        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise UserError(f"vit_stem=conv needs a patch_size that is a power of two (its stride-2 convolutions "
+                            f"halve the image each), not {self.patch_size}; use e.g. patch_size=8 or 16")
 
     @property
     def num_patches(self):
@@ -131,8 +139,11 @@ def config_from_params(cfg, vocab_size):
         cfg["image_size"],
         vocab_size=vocab_size,
         vision={"grad_ckpt": bool(cfg["vit_grad_ckpt"]), "ckpt_layer": int(cfg["vit_ckpt_layer"]),
-                "patch_size": int(cfg.get("patch_size", 16))},
-        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False)), "init_std": float(cfg.get("text_init_std", 0.02))},
+                "patch_size": int(cfg.get("patch_size", 16)), "stem": cfg.get("vit_stem", "patch"),
+                "init_std": float(cfg.get("vit_init_std", 0.02))},
+        text={"grad_ckpt": bool(cfg.get("text_grad_ckpt", False)), "init_std": float(cfg.get("text_init_std", 0.02)),
+              "hidden_dropout": float(cfg.get("text_dropout", 0.1)),
+              "attention_dropout": float(cfg.get("text_dropout", 0.1))},
         queue_size=cfg["queue_size"],
         momentum=cfg["momentum"],
         negative_all_rank=cfg["negative_all_rank"],

@@ -162,6 +162,9 @@ def hf_config_dict(config, special_ids=None):
 
 def to_hf(state_dict, config):
     """Official state dict -> (HF state dict, BlipConfig kwargs, extras {official key: tensor})."""
+    if config.vision.stem != "patch":
+        raise UserError(f"a vit_stem={config.vision.stem} model has no transformers BLIP counterpart (its ViT takes a "
+                        "linear patch embedding only); keep it as a save_pretrained folder or an official-layout .pth")
     hf_state, extras = {}, {}
     for key, value in state_dict.items():
         new = official_to_hf_key(key)

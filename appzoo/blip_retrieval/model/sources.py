@@ -35,14 +35,14 @@ class PretrainedSource:
     about: dict = field(default_factory=dict)          # what a save_pretrained folder says the weights are
 
     def sizes(self):
-        """{parameter: value} the source fixes: vit, image_size, patch_size (and queue_size, max_words of a
-        folder).
+        """{parameter: value} the source fixes: vit, image_size, patch_size, vit_stem (and queue_size, max_words
+        of a folder).
 
         A pre-trained-only catalog entry fixes vit only: official fine-tuning starts from it at another
         image size (224 -> 384 px, position embeddings interpolated)."""
         if self.config is not None:
             sizes = {"vit": self.config.vit, "image_size": self.config.vision.image_size,
-                     "patch_size": self.config.vision.patch_size}
+                     "patch_size": self.config.vision.patch_size, "vit_stem": self.config.vision.stem}
             if self.kind == FOLDER:  # an HF folder has no queue (blip_extras aside) nor caption length
                 sizes.update(queue_size=self.config.queue_size, max_words=self.config.max_words)
             return sizes
