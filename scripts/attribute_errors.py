@@ -39,7 +39,8 @@ def parse_caption(caption):
     return tuple(one(words[a]) for a in ATTRIBUTES)
 
 
-def _entries(ann_root, split):
+def split_entries(ann_root, split):
+    """The split's annotation entries, one per image ({"image", "caption": [...]}, train's captions grouped)."""
     with open(os.path.join(ann_root, f"synthetic_{split}.json"), encoding="utf-8") as f:
         entries = json.load(f)
     if split == "train":  # one entry per caption -> one per image
@@ -56,7 +57,7 @@ def _differ(a, b):
 
 def error_report(output_dir, ann_root, split):
     """{direction: (wrong, total, Counter of differing-attribute sets)} of the top-1 in the rankings."""
-    entries = _entries(ann_root, split)
+    entries = split_entries(ann_root, split)
     image_attrs = [parse_caption(e["caption"][0]) for e in entries]
     text_attrs, text_image = [], []
     for i, e in enumerate(entries):
@@ -90,7 +91,7 @@ def probe_report(output_dir, ann_root, image_root, split):
     model = BlipRetrieval.from_pretrained(os.path.join(output_dir, "best"))
     feats = {}
     for part in ("train", split):
-        entries = _entries(ann_root, part)
+        entries = split_entries(ann_root, part)
         captions = [c for e in entries for c in e["caption"]]
         with torch.no_grad():
             images = model.embed_images([os.path.join(image_root, e["image"]) for e in entries]).numpy()

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from attribute_errors import ATTRIBUTES, _entries, parse_caption  # noqa: E402
+from attribute_errors import ATTRIBUTES, parse_caption, split_entries  # noqa: E402
 
 
 def load_split(root, split, transform):
-    entries = _entries(os.path.join(root, "annotations"), split)
+    entries = split_entries(os.path.join(root, "annotations"), split)
     from PIL import Image
 
     images = torch.stack([transform(Image.open(os.path.join(root, "images", e["image"])).convert("RGB"))

@@ -7,6 +7,7 @@ import os
 from easyretrieval.errors import UserError
 
 from appzoo.blip_retrieval.factories import VOCAB_FILE, vocab_candidates
+from appzoo.blip_retrieval.model.config import stem_fits_patch
 
 
 def check_image_size(config):
@@ -21,10 +22,10 @@ def check_image_size(config):
 
 def check_vit_stem(config):
     """vit_stem=conv halves the image with each stride-2 convolution: patch_size must be a power of two."""
-    patch = config.patch_size
-    if config.vit_stem == "conv" and (patch < 2 or patch & (patch - 1)):
+    if not stem_fits_patch(config.vit_stem, config.patch_size):
         raise UserError(f"parameter 'vit_stem': conv needs a patch_size that is a power of two (each of its "
-                        f"stride-2 convolutions halves the image), not {patch}; use e.g. patch_size=8 or 16")
+                        f"stride-2 convolutions halves the image), not {config.patch_size}; use e.g. patch_size=8 "
+                        "or 16")
 
 
 def check_queue(config, world_size):

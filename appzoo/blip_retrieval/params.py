@@ -6,6 +6,8 @@ COCO configs from `dataset`, unless the user sets them.
 from easyretrieval.errors import UserError
 from easyretrieval.parameters import Param, ParamSchema
 
+from appzoo.blip_retrieval.model.config import VIT_STEMS
+
 VITS = ("base", "large", "small", "tiny")  # small and tiny are for tests and the demo
 DATASETS = ("flickr", "coco", "custom", "custom_oss", "synthetic")
 
@@ -48,7 +50,7 @@ SCHEMA = ParamSchema([
           "tokens, for models trained from scratch; pretrained checkpoints need their own)", min=1),
     Param("vit_stem", str, "patch", "how the ViT turns pixels into tokens: patch (official linear patch embedding) "
           "or conv (a stride-2 3x3 convolution stack, Xiao et al. 2021, for models trained from scratch)",
-          choices=("patch", "conv")),
+          choices=VIT_STEMS),
     Param("pretrained", str, "", "weights: a save_pretrained folder (e.g. a run's best/), an official .pth or "
           ".safetensors file, a modelzoo name, an http(s)/oss:// URL, an HF BlipForImageTextRetrieval folder or "
           "hub id (org/name); '' = scratch. A folder, hub id or modelzoo entry sets the sizes it describes "

@@ -101,14 +101,15 @@ def read_state_dict(path):
     return state
 
 
-def _stem_hint(keys, of_model=False):
-    """What to do when the only disagreement is the ViT stem (linear patch embedding vs vit_stem=conv)."""
-    stem_keys = [k for k in keys if ".patch_embed.proj." in k]
-    if not stem_keys or len(stem_keys) != len(keys):
+def _stem_hint(unknown):
+    """What to do when the checkpoint's only unknown keys are another ViT stem's (linear patch embedding vs
+    vit_stem=conv): a stem mismatch always shows here first, as the checkpoint's stem keys."""
+    stem_keys = [k for k in unknown if ".patch_embed.proj." in k]
+    if not stem_keys or len(stem_keys) != len(unknown):
         return ""
     conv = any(k.split(".patch_embed.proj.")[1][0].isdigit() for k in stem_keys)  # proj.0.weight: a conv stack
-    ckpt_stem = ("patch" if conv else "conv") if of_model else ("conv" if conv else "patch")
-    return f"the checkpoint's ViT has vit_stem={ckpt_stem}: set vit_stem={ckpt_stem}"
+    stem = "conv" if conv else "patch"
+    return f"the checkpoint's ViT has vit_stem={stem}: set vit_stem={stem}"
 
 
 def _is_momentum(key):
@@ -155,9 +156,7 @@ def plan_load(model_shapes, state, num_patches, source="checkpoint"):
     allowed = set(QUEUE_BUFFERS) | set(POSITION_IDS_KEYS)
     unknown_missing = [k for k in missing if k not in allowed and not _is_momentum(k)]
     if unknown_missing:
-        hint = _stem_hint(unknown_missing, of_model=True)
-        raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}"
-                        + (f"; {hint}" if hint else ""))
+        raise UserError(f"{source} lacks {len(unknown_missing)} keys of this model, e.g. {unknown_missing[:3]}")
     report.missing = missing
     momentum_missing = [k for k in missing if _is_momentum(k)]
     for key in missing:

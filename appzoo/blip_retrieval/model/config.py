@@ -13,6 +13,12 @@ VITS = ("base", "large", "small", "tiny")
 VIT_STEMS = ("patch", "conv")  # patch: official linear patch embedding; conv: convolutional stem (from scratch)
 
 
+def stem_fits_patch(stem, patch_size):
+    """Whether `stem` can make patch_size-pixel tokens: a conv stem halves the image per stride-2 convolution,
+    so its patch_size must be a power of two; the linear patch embedding takes any size."""
+    return stem != "conv" or (patch_size >= 2 and not patch_size & (patch_size - 1))
+
+
 @dataclass
 class VisionConfig:
     width: int = 768            # token width of the ViT
@@ -35,7 +41,7 @@ class VisionConfig:
             raise UserError(f"vit_ckpt_layer {self.ckpt_layer} must be between 0 and the ViT depth {self.depth}")
         if self.stem not in VIT_STEMS:
             raise UserError(f"vit_stem '{self.stem}' is not one of {', '.join(VIT_STEMS)}")
-        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+        if not stem_fits_patch(self.stem, self.patch_size):
             raise UserError(f"vit_stem=conv needs a patch_size that is a power of two (its stride-2 convolutions "
                             f"halve the image each), not {self.patch_size}; use e.g. patch_size=8 or 16")
 
