@@ -1,4 +1,4 @@
-"""OUTPUT_DIR/curves.png: the run's logged scalars drawn after every epoch (rank 0).
+"""OUTPUT_DIR/curves.png: the run's logged scalars drawn after epochs (rank 0; when: Trainer._write_curves).
 
 What to draw is a list of `CurveSpec`s, one panel each, naming logged keys: per step (train_steps.jsonl
 lines, x = optimizer step) or per epoch (log.txt records, x = epoch). The task says which (it knows its

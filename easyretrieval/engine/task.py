@@ -48,7 +48,7 @@ class TrainTask:
         return []
 
     def curve_specs(self) -> Optional[List[CurveSpec]]:
-        """The panels of OUTPUT_DIR/curves.png, drawn after every epoch from the logged step lines (the keys
+        """The panels of OUTPUT_DIR/curves.png, drawn after epochs from the logged step lines (the keys
         `training_step` returns, and lr) and epoch records (f"{split}_{metric}" of `evaluate`). None: every
         logged loss, the learning rate and the metric that selects the best epoch."""
         return None

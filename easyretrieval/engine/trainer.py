@@ -28,6 +28,9 @@ from easyretrieval.log import get_logger
 
 logger = get_logger()
 
+# curves.png is redrawn after an epoch only when this long has passed since the last drawing (and always after
+# the last epoch): a drawing costs ~1 s of matplotlib, which epochs of seconds (small data) would pay each time.
+CURVES_MIN_INTERVAL_S = 60.0
 BEST_DIR = "best"  # the best epoch's model as the task's save_pretrained folder (when it writes one)
 FINAL_FILE = "checkpoint_final.pth"
 
@@ -131,6 +134,7 @@ class Trainer:
         self.checkpoints = CheckpointManager(os.path.join(args.output_dir, "checkpoints"), dist, args.keep_last,
                                              args.app)
         self.log = RunLog(args.output_dir, enabled=dist.is_main)
+        self._curves_drawn_at = None  # time.monotonic() of the last curves.png
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _build(self):
@@ -241,7 +245,7 @@ class Trainer:
             state.history.append(record)
             self.log.line(record)
             logger.info("epoch %d: %s", epoch, _format(record))
-            self._write_curves(state)
+            self._write_curves(state, last_epoch=epoch + 1 == args.max_epoch)
             state.epoch, state.step_in_epoch = epoch + 1, 0
             self._save(engine, state, means)
 
@@ -252,11 +256,14 @@ class Trainer:
         self.log.close()
         return FitResult(state, engine, files[0] if files else None, final_path, files)
 
-    def _write_curves(self, state):
-        """OUTPUT_DIR/curves.png from train_steps.jsonl and the epoch records (rank 0). A plot that fails is a
+    def _write_curves(self, state, last_epoch):
+        """OUTPUT_DIR/curves.png from train_steps.jsonl and the epoch records (rank 0), after the last epoch and
+        after any other once CURVES_MIN_INTERVAL_S have passed since the last drawing. A plot that fails is a
         warning: the run and its logs matter more than the picture."""
-        if not self.dist.is_main:
+        now = time.monotonic()
+        if not self.dist.is_main or not curves_due(self._curves_drawn_at, now, last_epoch):
             return
+        self._curves_drawn_at = now
         steps = read_steps(self.log.steps_path)
         specs = self.task.curve_specs() or default_curve_specs(steps, self.args.select_split, self.args.select_metric)
         try:
@@ -347,6 +354,13 @@ class Trainer:
         state.best_epoch, state.best_value = epoch, value
         state.best_metrics = {split: dict(m) for split, m in results.items()}
         return True
+
+
+def curves_due(drawn_at: Optional[float], now: float, last_epoch: bool,
+               min_interval_s: float = CURVES_MIN_INTERVAL_S) -> bool:
+    """Whether curves.png is redrawn after this epoch: always after the last epoch and the first drawing,
+    otherwise once `min_interval_s` seconds (time.monotonic) have passed since the drawing at `drawn_at`."""
+    return last_epoch or drawn_at is None or now - drawn_at >= min_interval_s
 
 
 def _format(values: dict) -> str:

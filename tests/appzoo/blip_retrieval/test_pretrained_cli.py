@@ -78,7 +78,7 @@ def test_training_writes_best_folder_and_step_log(trained):
     assert all(s["samples_per_s"] > 0 and s["loss_itm"] > 0 for s in steps)
     from PIL import Image
 
-    curves = Image.open(os.path.join(root, "run", "curves.png"))  # redrawn after every epoch
+    curves = Image.open(os.path.join(root, "run", "curves.png"))  # drawn after the last epoch
     assert curves.format == "PNG" and curves.size[0] > 3 * curves.size[1]  # losses, lr, val and test recall
 
 

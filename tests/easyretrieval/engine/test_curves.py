@@ -31,3 +31,12 @@ def test_panels_without_points_are_left_out_and_nothing_at_all_is_an_error(tmp_p
         write_training_curves(str(tmp_path / "d.png"), specs, [], [])
     with pytest.raises(ValueError, match="per"):
         CurveSpec("x", ["y"], per="batch")
+
+
+def test_curves_are_redrawn_after_the_last_epoch_and_otherwise_at_most_once_a_minute():
+    from easyretrieval.engine.trainer import CURVES_MIN_INTERVAL_S, curves_due
+
+    assert curves_due(None, 5.0, last_epoch=False)  # the first epoch's curves
+    assert not curves_due(100.0, 100.0 + CURVES_MIN_INTERVAL_S - 1, last_epoch=False)  # short epochs skip a drawing
+    assert curves_due(100.0, 100.0 + CURVES_MIN_INTERVAL_S, last_epoch=False)
+    assert curves_due(100.0, 101.0, last_epoch=True)  # the finished run's picture is always complete
