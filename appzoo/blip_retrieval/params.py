@@ -36,6 +36,9 @@ SCHEMA = ParamSchema([
     Param("max_words", int, 30, "captions are cut to this many words, as official pre_caption", min=1),
     Param("skip_bad_images", bool, False, "skip and count unreadable images instead of failing"),
     Param("verify_images", bool, False, "before starting, fully decode every image (slower; finds corrupt files early)"),
+    Param("cache_images", bool, False, "keep each image in memory after its first read: the resized tensor when the "
+          "transform is deterministic (eval, train_augment=none), else the decoded image; per process (each loader "
+          "worker its own; kept across epochs with num_workers=0 or persistent_workers); for small datasets"),
     Param("num_workers", int, 4, "data-loader worker processes per rank", min=0),
     Param("pin_memory", bool, True, "pin host memory for faster GPU copies"),
     Param("persistent_workers", bool, True, "keep loader workers alive between epochs"),

@@ -173,7 +173,7 @@ def build_dataset(config, split):
     found = data_files(config, [split])
     transform = create_transform(config.image_size, train=kind == "train", augment=config.train_augment)
     common = dict(image_root=found.image_root, transform=transform, max_words=config.max_words,
-                  skip_bad_images=config.skip_bad_images)
+                  skip_bad_images=config.skip_bad_images, cache_images=config.cache_images)
     if kind == "train":
         return RetrievalTrainDataset(found.files[split], **common)
     return RetrievalEvalDataset(found.files[split][0], **common)

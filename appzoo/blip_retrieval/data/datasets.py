@@ -8,6 +8,10 @@ Bad images: by default the first unreadable image raises UserError naming its pa
 and step counts stay equal on every rank) and an eval image is dropped (its index is missing from the
 batch); each skip is counted. `get_with_skips(i) -> (sample or None, 1 if entry i was skipped else 0)`
 carries the count out of DataLoader workers; the loaders in loaders.py sum it in the main process.
+
+`cache_images=True` keeps each image in this process's memory after its first read (a loader worker keeps
+its own copy): the transform's output when the transform draws no random numbers (test resize,
+train_augment=none), else the decoded image, which is then transformed afresh at every read.
 """
 import json
 from dataclasses import dataclass
@@ -79,10 +83,27 @@ class _SkipCounter:
 
 
 class _ImageReading:
-    """Shared: read image i with the bad-image policy."""
+    """Shared: read image i with the bad-image policy and, when `cache` is a dict, the image cache."""
 
     image_root: str
     skip_bad_images: bool
+    cache = None  # with cache_images: rel_path -> the transform's output (deterministic transform) or the image
+
+    def _image_input(self, rel_path):
+        """transform(image at rel_path), or None for a bad image under skip_bad_images. With the cache: a
+        deterministic transform's output is cached, otherwise the decoded image (and transformed each time)."""
+        if self.cache is None:
+            image = self._try_image(rel_path)
+            return None if image is None else self.transform(image)
+        cached = self.cache.get(rel_path)
+        keep_output = getattr(self.transform, "deterministic", False)
+        if cached is None:
+            image = self._try_image(rel_path)
+            if image is None:
+                return None
+            cached = self.transform(image) if keep_output else image
+            self.cache[rel_path] = cached
+        return cached.clone() if keep_output else self.transform(cached.copy())  # copies: callers may edit theirs
 
     def _try_image(self, rel_path):
         path = fileio.join(self.image_root, rel_path)
@@ -99,7 +120,7 @@ class _ImageReading:
 class RetrievalTrainDataset(_ImageReading, Dataset):
     """(image_tensor, pre_caption'd caption, img_idx): img_idx numbers image_ids in order of first appearance."""
 
-    def __init__(self, ann_files, image_root, transform, max_words=30, skip_bad_images=False):
+    def __init__(self, ann_files, image_root, transform, max_words=30, skip_bad_images=False, cache_images=False):
         if isinstance(ann_files, str):
             ann_files = [ann_files]
         self.annotation = []
@@ -109,6 +130,7 @@ class RetrievalTrainDataset(_ImageReading, Dataset):
         self.image_root = image_root
         self.max_words = max_words
         self.skip_bad_images = skip_bad_images
+        self.cache = {} if cache_images else None
         self.skipped = _SkipCounter()
         self.img_ids = {}
         for ann in self.annotation:
@@ -124,9 +146,9 @@ class RetrievalTrainDataset(_ImageReading, Dataset):
         tries = min(MAX_CONSECUTIVE_BAD, len(self))
         for n_bad in range(tries):
             ann = self.annotation[(index + n_bad) % len(self)]
-            image = self._try_image(ann["image"])
+            image = self._image_input(ann["image"])
             if image is not None:
-                sample = (self.transform(image), pre_caption(ann["caption"], self.max_words), self.img_ids[ann["image_id"]])
+                sample = (image, pre_caption(ann["caption"], self.max_words), self.img_ids[ann["image_id"]])
                 return sample, int(n_bad > 0)  # one skipped sample: entry `index` itself
         raise UserError(f"{tries} bad images in a row from train entry {index} under image_root '{self.image_root}'")
 
@@ -139,11 +161,12 @@ class RetrievalTrainDataset(_ImageReading, Dataset):
 class RetrievalEvalDataset(_ImageReading, Dataset):
     """Images with their captions: `.text`, `.image`, `.txt2img`, `.img2txt`; item i -> (image_tensor, i)."""
 
-    def __init__(self, ann_file, image_root, transform, max_words=30, skip_bad_images=False):
+    def __init__(self, ann_file, image_root, transform, max_words=30, skip_bad_images=False, cache_images=False):
         self.annotation = load_annotation(ann_file)
         self.transform = transform
         self.image_root = image_root
         self.skip_bad_images = skip_bad_images
+        self.cache = {} if cache_images else None
         self.skipped = _SkipCounter()
         self.text, self.image, self.txt2img, self.img2txt = [], [], {}, {}
         txt_id = 0
@@ -160,10 +183,10 @@ class RetrievalEvalDataset(_ImageReading, Dataset):
         return len(self.annotation)
 
     def get_with_skips(self, index):
-        image = self._try_image(self.annotation[index]["image"])
+        image = self._image_input(self.annotation[index]["image"])
         if image is None:
             return None, 1
-        return (self.transform(image), index), 0
+        return (image, index), 0
 
     def __getitem__(self, index):
         sample, n_bad = self.get_with_skips(index)

@@ -51,6 +51,13 @@ class ToNormalizedTensor:
         return f"ToNormalizedTensor(mean={self.mean}, std={self.std})"
 
 
+class ResizeTransform(transforms.Compose):
+    """The test transform (and train_augment=none): bicubic resize + normalise. It draws no random numbers, so
+    its output for an image can be cached (cache_images)."""
+
+    deterministic = True
+
+
 def create_transform(image_size: int, train: bool, augment: str = "official"):
     """PIL RGB image -> normalised float tensor (3, image_size, image_size).
 
@@ -73,7 +80,7 @@ def create_transform(image_size: int, train: bool, augment: str = "official"):
                                          interpolation=InterpolationMode.BICUBIC),
             to_tensor,
         ])
-    return transforms.Compose([
+    return ResizeTransform([
         transforms.Resize((image_size, image_size), interpolation=InterpolationMode.BICUBIC),
         to_tensor,
     ])

@@ -105,3 +105,51 @@ def test_all_bad_train_images_give_up_with_a_user_error(tmp_path, image_root):
     ann = write_json(str(tmp_path / "t.json"), [{"image": "missing.jpg", "caption": "x", "image_id": 1}])
     with pytest.raises(UserError, match="bad images in a row"):
         RetrievalTrainDataset(ann, image_root, T, skip_bad_images=True)[0]
+
+
+def _remove_images(image_root):
+    for name in ("a.jpg", "b.jpg", "sub/c.jpg", "sub/d.jpg"):
+        os.remove(os.path.join(image_root, name))
+
+
+def test_cache_images_reads_each_file_once_and_gives_the_same_tensors(tmp_path, image_root):
+    """cache_images: after one pass the files may go (nothing is read again); every tensor equals the uncached
+    one, train and eval, and a caller editing its tensor leaves the cache alone."""
+    train_ann = write_json(str(tmp_path / "train.json"), [
+        {"image": "a.jpg", "caption": "one", "image_id": 1}, {"image": "sub/c.jpg", "caption": "two", "image_id": 2},
+        {"image": "a.jpg", "caption": "three", "image_id": 1}])
+    eval_ann = write_json(str(tmp_path / "eval.json"), [{"image": "b.jpg", "caption": ["x"]},
+                                                        {"image": "sub/d.jpg", "caption": ["y"]}])
+    plain = [RetrievalTrainDataset(train_ann, image_root, T), RetrievalEvalDataset(eval_ann, image_root, T)]
+    cached = [RetrievalTrainDataset(train_ann, image_root, T, cache_images=True),
+              RetrievalEvalDataset(eval_ann, image_root, T, cache_images=True)]
+    expected = [[ds[i][0] for i in range(len(ds))] for ds in plain]
+    for ds in cached:
+        for i in range(len(ds)):
+            ds[i][0].zero_()  # the caller's copy
+    _remove_images(image_root)
+    for ds, want in zip(cached, expected):
+        assert [torch.equal(ds[i][0], want[i]) for i in range(len(ds))] == [True] * len(ds)
+    with pytest.raises(UserError, match="cannot read image"):
+        plain[0][0]  # without the cache the file is read again
+
+
+def test_cache_images_with_a_random_transform_keeps_the_image_and_augments_afresh(tmp_path, image_root):
+    """A random train transform (train_augment=light) still draws anew at every read of a cached image."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(os.path.join(image_root, "grad.png"))
+    with Image.open(os.path.join(image_root, "grad.png")) as im:  # a picture that crops change
+        im = im.copy()
+    for x in range(64):
+        for y in range(64):
+            im.putpixel((x, y), (4 * x, 4 * y, 128))
+    im.save(os.path.join(image_root, "grad.png"))
+    ann = write_json(str(tmp_path / "train.json"), [{"image": "grad.png", "caption": "g", "image_id": 1}])
+    ds = RetrievalTrainDataset(ann, image_root, create_transform(16, train=True, augment="light"), cache_images=True)
+    torch.manual_seed(0)
+    first = ds[0][0]
+    os.remove(os.path.join(image_root, "grad.png"))
+    draws = [ds[0][0] for _ in range(4)]  # from the cached image: no file any more
+    assert not all(torch.equal(first, d) for d in draws)
+    assert isinstance(next(iter(ds.cache.values())), Image.Image)
