@@ -34,13 +34,13 @@ def main():
     from appzoo.blip_retrieval.data.builders import synthetic_dir
     from appzoo.blip_retrieval.data.synthetic import make_synthetic_dataset
     from appzoo.blip_retrieval.data.transforms import create_transform
-    from appzoo.blip_retrieval.model.config import create_config
+    from appzoo.blip_retrieval.model.config import VIT_STEMS, create_config
     from appzoo.blip_retrieval.model.vision_encoder import VisionEncoder
     from appzoo.blip_retrieval.params import SCHEMA
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vit", default="tiny", choices=("tiny", "small"))
-    parser.add_argument("--vit_stem", default="patch", choices=("patch", "conv"))
+    parser.add_argument("--vit_stem", default="patch", choices=VIT_STEMS)
     parser.add_argument("--vit_init_std", type=float, default=0.02)
     parser.add_argument("--patch_size", type=int, default=8)
     parser.add_argument("--image_size", type=int, default=64)
